@@ -1,0 +1,1 @@
+"""genlab: a PyTorch Lightning lab of deep generative models."""
