@@ -1,0 +1,1 @@
+"""Plain PyTorch building blocks; nothing here imports the rest of genlab."""

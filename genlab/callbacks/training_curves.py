@@ -1,0 +1,89 @@
+"""Training curves: per-step train NLL and per-epoch validation NLL, in nats/dim."""
+
+from __future__ import annotations
+
+import lightning as L
+import matplotlib.pyplot as plt
+import torch
+
+from genlab.callbacks.io import log_figure, tensorboard_of
+
+
+class TrainingCurves(L.Callback):
+    """Records ``train/loss`` at every step and ``val/nats_per_dim`` after every
+    validation, plus the validation value before any training (computed with
+    ``model.log_prob`` over the validation set), and at the end of ``fit`` draws both
+    against epochs into ``curves.png`` and TensorBoard's ``curves``.
+    """
+
+    def __init__(self, initial_validation: bool = True) -> None:
+        super().__init__()
+        self.initial_validation = initial_validation
+        self.train_points: list[tuple[float, float]] = []
+        self.val_points: list[tuple[float, float]] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.initial_validation and trainer.is_global_zero and not self.val_points:
+            value = validation_nats_per_dim(trainer, pl_module)
+            if value is not None:
+                self.val_points.append((float(trainer.current_epoch), value))
+                writer = tensorboard_of(trainer)
+                if writer is not None:
+                    writer.add_scalar("val/nats_per_dim", value, global_step=trainer.global_step)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        epoch = trainer.current_epoch + (batch_idx + 1) / max(trainer.num_training_batches, 1)
+        self.train_points.append((epoch, float(loss)))
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get("val/nats_per_dim")
+        if trainer.sanity_checking or value is None:
+            return
+        self.val_points.append((trainer.current_epoch + 1.0, float(value)))
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and (self.train_points or self.val_points):
+            log_figure(trainer, "curves", self.figure(), "curves.png")
+
+    def figure(self) -> plt.Figure:
+        figure, axes = plt.subplots(figsize=(6, 4))
+        if self.train_points:
+            steps, losses = zip(*self.train_points, strict=True)
+            axes.plot(steps, losses, lw=0.8, alpha=0.7, label="train (per step)")
+        if self.val_points:
+            epochs, values = zip(*self.val_points, strict=True)
+            axes.plot(epochs, values, "o-", label="validation (per epoch)")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel("negative log-likelihood (nats/dim)")
+        axes.grid(alpha=0.3)
+        axes.legend()
+        return figure
+
+    def state_dict(self) -> dict:
+        return {"train_points": self.train_points, "val_points": self.val_points}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.train_points = list(state_dict["train_points"])
+        self.val_points = list(state_dict["val_points"])
+
+
+@torch.no_grad()
+def validation_nats_per_dim(trainer: L.Trainer, pl_module: L.LightningModule) -> float | None:
+    """Mean negative log-likelihood per dimension over the validation set, or None when
+    the run has no validation data."""
+    datamodule = trainer.datamodule
+    loader = datamodule.val_dataloader() if datamodule is not None else trainer.val_dataloaders
+    if loader is None:
+        return None
+    was_training = pl_module.training
+    pl_module.eval()
+    total, count = 0.0, 0
+    for batch in loader:
+        x = (batch[0] if isinstance(batch, (tuple, list)) else batch).to(pl_module.device)
+        total += float(-pl_module.log_prob(x).sum()) / x[0].numel()
+        count += len(x)
+    pl_module.train(was_training)
+    return total / count if count else None

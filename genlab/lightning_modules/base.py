@@ -1,0 +1,70 @@
+"""The training and evaluation loop shared by every model with an exact likelihood."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchmetrics import MeanMetric
+
+
+def data_of(batch: Tensor | tuple | list) -> Tensor:
+    """The data tensor of a batch: the batch itself, or the first item of ``(data, labels)``."""
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+class LikelihoodModel(L.LightningModule):
+    """Trains by maximum likelihood and reports it per data dimension.
+
+    Subclasses implement ``log_prob(x) -> Tensor[B]`` in nats. This class logs
+    ``train/loss`` (nats/dim, every step) and ``{val,test}/{nats,bits}_per_dim`` (exact
+    means over the whole split, weighted by example), and uses Adam at
+    ``learning_rate``.
+    """
+
+    name = "model"
+
+    def __init__(self, learning_rate: float = 1e-3) -> None:
+        super().__init__()
+        self.learning_rate = learning_rate
+        self.nats_per_dim = torch.nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
+        self.bits_per_dim = torch.nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
+
+    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def nats_per_dim_of(self, x: Tensor) -> Tensor:
+        """Negative log-likelihood of each example divided by its number of dimensions."""
+        return -self.log_prob(x) / x[0].numel()
+
+    def training_step(self, batch: Tensor | tuple, batch_idx: int) -> Tensor:
+        loss = self.nats_per_dim_of(data_of(batch)).mean()
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: Tensor | tuple, batch_idx: int) -> None:
+        self._evaluate("val", data_of(batch))
+
+    def test_step(self, batch: Tensor | tuple, batch_idx: int) -> None:
+        self._evaluate("test", data_of(batch))
+
+    def _evaluate(self, stage: str, x: Tensor) -> None:
+        nats = self.nats_per_dim_of(x)
+        self.nats_per_dim[stage].update(nats)
+        self.bits_per_dim[stage].update(nats / math.log(2))
+        self.log(f"{stage}/nats_per_dim", self.nats_per_dim[stage], prog_bar=True)
+        self.log(f"{stage}/bits_per_dim", self.bits_per_dim[stage])
+
+    def predict_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        """Sample one image per requested index; the first index seeds the generator,
+        so a prediction run is reproducible batch by batch."""
+        generator = torch.Generator().manual_seed(int(batch[0]))
+        return self.sample(len(batch), generator=generator)
+
+    def sample(self, num_samples: int, cond: Tensor | None = None, *, generator=None) -> Tensor:
+        raise NotImplementedError
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.learning_rate)

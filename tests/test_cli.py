@@ -1,0 +1,109 @@
+"""The ``genlab`` command end to end on a tiny PixelCNN: fit, test, predict, reload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from genlab.cli import run_cli
+from genlab.lightning_modules.pixelcnn import PixelCNN
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "--model.init_args.hidden_channels=8",
+    "--model.init_args.num_layers=1",
+    "--model.init_args.kernel_size=3",
+    "--data.init_args.image_size=12",
+    "--data.init_args.num_train=40",
+    "--data.init_args.num_test=16",
+    "--data.init_args.batch_size=16",
+    "--data.init_args.predict_samples=6",
+    "--trainer.accelerator=cpu",
+]
+
+
+def genlab(*args: str):
+    return run_cli(list(args))
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_fast_dev_run_fits_one_batch(in_tmp):
+    cli = genlab(
+        "fit", f"--config={REPO}/configs/pixelcnn/shapes.yaml", *TINY, "--trainer.fast_dev_run=true"
+    )
+    assert cli.trainer.state.finished
+    assert cli.trainer.global_step == 1
+
+
+def test_fit_then_test_and_predict_from_the_checkpoint(in_tmp):
+    fit = genlab(
+        "fit",
+        f"--config={REPO}/configs/pixelcnn/shapes.yaml",
+        *TINY,
+        "--trainer.max_epochs=2",
+    )
+    run = in_tmp / "runs" / "pixelcnn" / "shapes" / "version_0"
+    assert Path(fit.trainer.log_dir) == Path("runs/pixelcnn/shapes/version_0")
+    for name in ["checkpoints/best.ckpt", "checkpoints/last.ckpt", "samples.png", "curves.png"]:
+        assert (run / name).is_file(), name
+    assert list(run.glob("events.out.tfevents.*"))
+    assert fit.model.image_shape == (1, 12, 12) and fit.model.num_levels == 2
+
+    best = run / "checkpoints" / "best.ckpt"
+    test = genlab(
+        "test", f"--config={REPO}/configs/pixelcnn/shapes.yaml", *TINY, f"--ckpt_path={best}"
+    )
+    assert Path(test.trainer.log_dir) == run
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["metrics"]["test/nats_per_dim"] > 0
+    bits = record["metrics"]["test/bits_per_dim"]
+    assert bits == pytest.approx(record["metrics"]["test/nats_per_dim"] / 0.6931471805599453)
+
+    genlab("predict", f"--config={REPO}/configs/pixelcnn/shapes.yaml", *TINY, f"--ckpt_path={best}")
+    samples = torch.load(run / "predict_samples.pt")
+    assert samples.shape == (6, 1, 12, 12) and samples.dtype == torch.long
+    assert set(samples.unique().tolist()) <= {0, 1}
+    assert (run / "predict_samples.png").is_file()
+
+    restored = PixelCNN.load_from_checkpoint(run / "checkpoints" / "last.ckpt").eval()
+    images = torch.randint(0, 2, (3, 1, 12, 12))
+    fit.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(restored.log_prob(images), fit.model.log_prob(images), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "config", sorted((REPO / "configs").glob("*/*.yaml")), ids=lambda p: p.stem
+)
+def test_every_config_parses(config, in_tmp, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        genlab("fit", f"--config={config}", "--print_config")
+    assert exit_info.value.code == 0
+    assert "class_path" in capsys.readouterr().out
+
+
+def test_a_missing_checkpoint_is_named(in_tmp):
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        genlab(
+            "test", f"--config={REPO}/configs/pixelcnn/shapes.yaml", *TINY, "--ckpt_path=nope.ckpt"
+        )
+
+
+def test_fit_resumes_from_last_checkpoint(in_tmp):
+    config = f"--config={REPO}/configs/pixelcnn/shapes.yaml"
+    first = genlab("fit", config, *TINY, "--trainer.max_epochs=1")
+    steps_per_epoch = first.trainer.global_step
+    last = in_tmp / "runs/pixelcnn/shapes/version_0/checkpoints/last.ckpt"
+    resumed = genlab("fit", config, *TINY, "--trainer.max_epochs=2", f"--ckpt_path={last}")
+    assert resumed.trainer.current_epoch == 2
+    assert resumed.trainer.global_step == 2 * steps_per_epoch
+    assert Path(resumed.trainer.log_dir).resolve() == last.parents[1].resolve()
+    assert not (in_tmp / "runs/pixelcnn/shapes/version_1").exists()
