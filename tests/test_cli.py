@@ -41,6 +41,7 @@ def test_fast_dev_run_fits_one_batch(in_tmp):
     )
     assert cli.trainer.state.finished
     assert cli.trainer.global_step == 1
+    assert not list(in_tmp.rglob("*.png")), "a dry run leaves no pictures behind"
 
 
 def test_fit_then_test_and_predict_from_the_checkpoint(in_tmp):

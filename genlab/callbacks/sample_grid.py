@@ -38,7 +38,7 @@ class SampleGrid(L.Callback):
         self.draw(trainer, pl_module, "samples.png")
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, filename: str) -> None:
-        if not trainer.is_global_zero:
+        if trainer.fast_dev_run or not trainer.is_global_zero:
             return
         generator = torch.Generator().manual_seed(self.seed)
         images = pl_module.sample(self.num_samples, generator=generator)

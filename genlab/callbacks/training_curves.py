@@ -23,7 +23,9 @@ class TrainingCurves(L.Callback):
         self.val_points: list[tuple[float, float]] = []
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.initial_validation and trainer.is_global_zero and not self.val_points:
+        if trainer.fast_dev_run or not trainer.is_global_zero:
+            return
+        if self.initial_validation and not self.val_points:
             value = validation_nats_per_dim(trainer, pl_module)
             if value is not None:
                 self.val_points.append((float(trainer.current_epoch), value))
@@ -45,7 +47,9 @@ class TrainingCurves(L.Callback):
         self.val_points.append((trainer.current_epoch + 1.0, float(value)))
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero and (self.train_points or self.val_points):
+        if trainer.fast_dev_run or not trainer.is_global_zero:
+            return
+        if self.train_points or self.val_points:
             log_figure(trainer, "curves", self.figure(), "curves.png")
 
     def figure(self) -> plt.Figure:
