@@ -24,7 +24,7 @@ from genlab.datamodules import (
 )
 from genlab.datamodules.images import SeedStream
 
-REAL_MNIST = Path("/work/shared/datasets/mnist_10k.npz")
+REAL_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist_10k.npz"
 
 
 def small_shapes(**kwargs) -> ShapesDataModule:
