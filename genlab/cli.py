@@ -73,10 +73,14 @@ class GenlabCLI(LightningCLI):
         goes on where it stopped, and test figures and samples land beside the model."""
         run = run_folder_of(self._get(self.config, "ckpt_path"))
         if run is not None:
-            return TensorBoardLogger(save_dir=str(run.parent), name="", version=run.name)
+            return TensorBoardLogger(
+                save_dir=str(run.parent), name="", version=run.name, default_hp_metric=False
+            )
         model_name = getattr(self.model, "name", type(self.model).__name__.lower())
         data_name = getattr(self.datamodule, "name", type(self.datamodule).__name__.lower())
-        return TensorBoardLogger(save_dir=RUNS_DIR, name=f"{model_name}/{data_name}")
+        return TensorBoardLogger(
+            save_dir=RUNS_DIR, name=f"{model_name}/{data_name}", default_hp_metric=False
+        )
 
 
 def run_cli(args: list[str] | None = None) -> GenlabCLI:
