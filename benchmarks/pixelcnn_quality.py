@@ -18,27 +18,16 @@ import time
 from pathlib import Path
 
 import lightning as L
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import SHARED_DATASETS, median, write_result  # noqa: E402
 
+from genlab.analysis import mean_nats_per_dim  # noqa: E402
 from genlab.datamodules import MNISTDataModule, ShapesDataModule  # noqa: E402
 from genlab.lightning_modules import PixelCNN  # noqa: E402
 
 COURSE_REFERENCE = {"mnist": 0.0756}
-
-
-@torch.no_grad()
-def test_nats_per_dim(model: PixelCNN, loader) -> float:
-    model.eval()
-    total, count = 0.0, 0
-    for images, _ in loader:
-        total += float(-model.log_prob(images).sum())
-        count += images.numel()
-    model.train()
-    return total / count
 
 
 class EpochRecorder(L.Callback):
@@ -58,7 +47,7 @@ class EpochRecorder(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         seconds = time.perf_counter() - self.started
-        nats = test_nats_per_dim(pl_module, self.test_loader)
+        nats = mean_nats_per_dim(pl_module, self.test_loader)
         self.epochs.append(
             {
                 "epoch": trainer.current_epoch + 1,

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from genlab.analysis import mean_nats_per_dim
 from genlab.lightning_modules.pixelcnn import PixelCNN
 from genlab.nn.distributions import categorical_log_prob, sample_categorical
 from genlab.nn.masked_conv import causal_mask
@@ -122,6 +123,7 @@ def test_validation_reports_nats_and_bits_per_dim_of_the_whole_split():
     metrics = trainer.validate(model, loader, verbose=False)[0]
     assert metrics["val/nats_per_dim"] == pytest.approx(expected_nats, rel=1e-5)
     assert metrics["val/bits_per_dim"] == pytest.approx(expected_nats / math.log(2), rel=1e-5)
+    assert mean_nats_per_dim(model, loader) == pytest.approx(expected_nats, rel=1e-5)
 
 
 def test_bad_images_are_rejected_with_what_was_expected():

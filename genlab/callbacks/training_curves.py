@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import lightning as L
 import matplotlib.pyplot as plt
-import torch
 
+from genlab.analysis import mean_nats_per_dim
 from genlab.callbacks.io import log_figure, tensorboard_of
 
 
@@ -26,7 +26,7 @@ class TrainingCurves(L.Callback):
         if trainer.fast_dev_run or not trainer.is_global_zero:
             return
         if self.initial_validation and not self.val_points:
-            value = validation_nats_per_dim(trainer, pl_module)
+            value = mean_nats_per_dim(pl_module, validation_batches(trainer))
             if value is not None:
                 self.val_points.append((float(trainer.current_epoch), value))
                 writer = tensorboard_of(trainer)
@@ -74,20 +74,7 @@ class TrainingCurves(L.Callback):
         self.val_points = list(state_dict["val_points"])
 
 
-@torch.no_grad()
-def validation_nats_per_dim(trainer: L.Trainer, pl_module: L.LightningModule) -> float | None:
-    """Mean negative log-likelihood per dimension over the validation set, or None when
-    the run has no validation data."""
+def validation_batches(trainer: L.Trainer):
+    """The validation loader of the run: the data module's, else the trainer's."""
     datamodule = trainer.datamodule
-    loader = datamodule.val_dataloader() if datamodule is not None else trainer.val_dataloaders
-    if loader is None:
-        return None
-    was_training = pl_module.training
-    pl_module.eval()
-    total, count = 0.0, 0
-    for batch in loader:
-        x = (batch[0] if isinstance(batch, (tuple, list)) else batch).to(pl_module.device)
-        total += float(-pl_module.log_prob(x).sum()) / x[0].numel()
-        count += len(x)
-    pl_module.train(was_training)
-    return total / count if count else None
+    return datamodule.val_dataloader() if datamodule is not None else trainer.val_dataloaders
