@@ -63,7 +63,13 @@ class LikelihoodModel(L.LightningModule):
         generator = torch.Generator().manual_seed(int(batch[0]))
         return self.sample(len(batch), generator=generator)
 
-    def sample(self, num_samples: int, cond: Tensor | None = None, *, generator=None) -> Tensor:
+    def sample(
+        self,
+        num_samples: int,
+        cond: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         raise NotImplementedError
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
