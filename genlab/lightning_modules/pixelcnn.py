@@ -16,19 +16,21 @@ from genlab.nn.pixelcnn import Architecture, ColorMode, PixelCNNNet
 from genlab.nn.sampling import sample_raster
 
 
-def check_images(x: Tensor, image_shape: tuple[int, int, int], num_levels: int) -> None:
-    """Stop with a clear message unless ``x`` is a batch of integer images of the model's
-    shape with values in ``0..num_levels-1``."""
+def check_images(
+    x: Tensor, image_shape: tuple[int, int, int], num_levels: int, allow_float: bool = False
+) -> None:
+    """Stop with a clear message unless ``x`` is a batch of images of the model's shape
+    with values in ``0..num_levels-1``: integers, or also floats when ``allow_float``."""
     if x.dim() != 4 or tuple(x.shape[1:]) != tuple(image_shape):
         raise ValueError(
             f"expected images of shape [B, {', '.join(map(str, image_shape))}], got {list(x.shape)}"
         )
-    if x.is_floating_point() or x.is_complex():
+    if x.is_complex() or (x.is_floating_point() and not allow_float):
         raise TypeError(
             f"expected integer images with values in 0..{num_levels - 1}, got {x.dtype}"
         )
-    low, high = int(x.min()), int(x.max())
-    if low < 0 or high >= num_levels:
+    low, high = x.min().item(), x.max().item()
+    if low < 0 or high > num_levels - 1:
         raise ValueError(f"expected values in 0..{num_levels - 1}, got values in {low}..{high}")
 
 
@@ -77,13 +79,18 @@ class PixelCNN(LikelihoodModel):
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``[B, C, K, H, W]``: entry ``[b, c, :, i, j]`` is the distribution of
-        subpixel ``(c, i, j)`` given every subpixel before it."""
-        check_images(x, self.image_shape, self.num_levels)
+        subpixel ``(c, i, j)`` given every subpixel before it.
+
+        ``x`` holds levels ``0..K-1``, as integers, or as floats when gradients with
+        respect to the image are wanted (receptive fields and other analyses).
+        """
+        check_images(x, self.image_shape, self.num_levels, allow_float=True)
         return self.net(x)
 
     def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Exact log-likelihood of each image, in nats."""
-        return categorical_log_prob(self(x), x, dim=2)
+        check_images(x, self.image_shape, self.num_levels)
+        return categorical_log_prob(self.net(x), x, dim=2)
 
     def sample(
         self,
