@@ -46,6 +46,7 @@ class GenlabCLI(LightningCLI):
         parser.link_arguments(
             "data.num_levels", "model.init_args.num_levels", apply_on="instantiate"
         )
+        parser.link_arguments("data.num_bins", "model.init_args.num_bins", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {

@@ -1,9 +1,17 @@
 """Callbacks, one picture each, for any model with the API they need."""
 
+from genlab.callbacks.distribution_1d import Distribution1D
 from genlab.callbacks.metrics_file import MetricsFile
 from genlab.callbacks.receptive_field import ReceptiveField
 from genlab.callbacks.sample_grid import SampleGrid
 from genlab.callbacks.sample_writer import SampleWriter
 from genlab.callbacks.training_curves import TrainingCurves
 
-__all__ = ["MetricsFile", "ReceptiveField", "SampleGrid", "SampleWriter", "TrainingCurves"]
+__all__ = [
+    "Distribution1D",
+    "MetricsFile",
+    "ReceptiveField",
+    "SampleGrid",
+    "SampleWriter",
+    "TrainingCurves",
+]

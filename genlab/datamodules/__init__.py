@@ -11,13 +11,17 @@ from genlab.datamodules.images import (
 )
 from genlab.datamodules.mnist import MNISTDataModule, load_array_file
 from genlab.datamodules.shapes import SHAPE_KINDS, ShapesDataModule, generate_shapes
+from genlab.datamodules.toy1d import PRESETS, Mixture1D, Toy1DDataModule
 
 __all__ = [
     "SHAPE_KINDS",
     "ImageDataModule",
     "InMemoryImages",
     "MNISTDataModule",
+    "Mixture1D",
+    "PRESETS",
     "ShapesDataModule",
+    "Toy1DDataModule",
     "binarize",
     "colorize",
     "generate_shapes",

@@ -32,3 +32,24 @@ def sample_categorical(logits: Tensor, generator: torch.Generator | None = None)
     cdf = F.softmax(logits.float(), dim=-1).cumsum(dim=-1)
     index = (cdf < uniform.to(logits.device).unsqueeze(-1)).sum(dim=-1)
     return index.clamp_(max=logits.shape[-1] - 1)
+
+
+def discretized_logistic_mixture_log_pmf(
+    logit_weights: Tensor, means: Tensor, log_scales: Tensor, num_bins: int
+) -> Tensor:
+    """Log-probabilities of the values ``0..num_bins-1`` under a mixture of logistics
+    discretized to unit bins (Salimans et al., 2017, "PixelCNN++").
+
+    Bin ``k`` covers ``[k - 0.5, k + 0.5)``; the first and last bins also take the tails
+    below and above, so the probabilities telescope to exactly one. Parameters have a
+    trailing component axis ``[..., M]`` (means and scales in bin units); the result is
+    ``[..., num_bins]``.
+    """
+    edges = torch.arange(num_bins - 1, device=means.device, dtype=means.dtype) + 0.5
+    standardized = (edges[:, None] - means[..., None, :]) * torch.exp(-log_scales[..., None, :])
+    inner_cdf = torch.sigmoid(standardized)
+    zeros = torch.zeros_like(inner_cdf[..., :1, :])
+    cdf = torch.cat([zeros, inner_cdf, zeros + 1], dim=-2)
+    component_pmf = (cdf[..., 1:, :] - cdf[..., :-1, :]).clamp_min(1e-12)
+    log_weights = F.log_softmax(logit_weights, dim=-1)[..., None, :]
+    return torch.logsumexp(log_weights + component_pmf.log(), dim=-1)
