@@ -1,6 +1,7 @@
 """Callbacks, one picture each, for any model with the API they need."""
 
 from genlab.callbacks.distribution_1d import Distribution1D
+from genlab.callbacks.distribution_2d import Distribution2D
 from genlab.callbacks.metrics_file import MetricsFile
 from genlab.callbacks.receptive_field import ReceptiveField
 from genlab.callbacks.sample_grid import SampleGrid
@@ -9,6 +10,7 @@ from genlab.callbacks.training_curves import TrainingCurves
 
 __all__ = [
     "Distribution1D",
+    "Distribution2D",
     "MetricsFile",
     "ReceptiveField",
     "SampleGrid",

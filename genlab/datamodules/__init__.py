@@ -12,6 +12,7 @@ from genlab.datamodules.images import (
 from genlab.datamodules.mnist import MNISTDataModule, load_array_file
 from genlab.datamodules.shapes import SHAPE_KINDS, ShapesDataModule, generate_shapes
 from genlab.datamodules.toy1d import PRESETS, Mixture1D, Toy1DDataModule
+from genlab.datamodules.toy2d import Toy2DDataModule, load_density, procedural_density
 
 __all__ = [
     "SHAPE_KINDS",
@@ -22,6 +23,9 @@ __all__ = [
     "PRESETS",
     "ShapesDataModule",
     "Toy1DDataModule",
+    "Toy2DDataModule",
+    "load_density",
+    "procedural_density",
     "binarize",
     "colorize",
     "generate_shapes",
