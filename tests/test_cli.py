@@ -108,3 +108,21 @@ def test_fit_resumes_from_last_checkpoint(in_tmp):
     assert resumed.trainer.global_step == 2 * steps_per_epoch
     assert Path(resumed.trainer.log_dir).resolve() == last.parents[1].resolve()
     assert not (in_tmp / "runs/pixelcnn/shapes/version_1").exists()
+
+
+@pytest.mark.parametrize(
+    "config,overrides",
+    [
+        ("made/shapes", ["--data.init_args.num_train=60", "--model.init_args.hidden_units=[16]"]),
+        ("histogram/course1", []),
+        ("logistic_mixture/course1", []),
+        ("autoregressive2d/procedural", ["--data.init_args.num_samples=2000"]),
+    ],
+)
+def test_each_family_fits_and_tests_from_its_checkpoint(config, overrides, in_tmp):
+    """Linked data properties must also resolve when the model comes from a checkpoint."""
+    args = [f"--config={REPO}/configs/{config}.yaml", *overrides, "--trainer.max_epochs=1"]
+    fit = genlab("fit", *args)
+    last = Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    test = genlab("test", *args, f"--ckpt_path={last}")
+    assert test.trainer.callback_metrics["test/nats_per_dim"] > 0

@@ -16,7 +16,8 @@ class Distribution2D(L.Callback):
     model's full probability grid from ``log_prob`` of every pair. Writes
     ``distribution.png`` and TensorBoard's ``distribution``.
 
-    Needs a model with ``num_bins``, ``log_prob`` and ``sample`` on ``[B, 2]`` integers.
+    Needs a model with ``log_prob`` and ``sample`` on ``[B, 2]`` integers and a data
+    module with ``num_bins``.
     """
 
     def __init__(self, num_samples: int = 100_000, seed: int = 0) -> None:
@@ -27,7 +28,7 @@ class Distribution2D(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run or not trainer.is_global_zero:
             return
-        d = pl_module.num_bins
+        d = trainer.datamodule.num_bins
         generator = torch.Generator().manual_seed(self.seed)
         samples = pl_module.sample(self.num_samples, generator=generator).cpu()
         grid = torch.cartesian_prod(torch.arange(d), torch.arange(d)).to(pl_module.device)

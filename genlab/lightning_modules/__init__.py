@@ -3,6 +3,14 @@
 from genlab.lightning_modules.autoregressive2d import Autoregressive2D
 from genlab.lightning_modules.base import LikelihoodModel
 from genlab.lightning_modules.discrete1d import Histogram, LogisticMixture
+from genlab.lightning_modules.made import MADE
 from genlab.lightning_modules.pixelcnn import PixelCNN
 
-__all__ = ["Autoregressive2D", "Histogram", "LikelihoodModel", "LogisticMixture", "PixelCNN"]
+__all__ = [
+    "Autoregressive2D",
+    "Histogram",
+    "LikelihoodModel",
+    "LogisticMixture",
+    "MADE",
+    "PixelCNN",
+]

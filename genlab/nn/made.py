@@ -1,0 +1,73 @@
+"""MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015).
+
+An MLP whose weight masks make output ``i`` depend only on the inputs that come before
+``i`` in a chosen ordering, so one pass gives every conditional
+``p(x_i | x_<i)`` of a discrete vector. Each of the D inputs enters as a one-hot over its
+K values; each output is K logits.
+
+Every unit carries a degree: input and output units of dimension ``i`` have the position
+of ``i`` in the ordering (1..D); hidden units get degrees 1..D-1 in turn. A hidden unit
+reads units of degree at most its own; an output reads hidden units of strictly smaller
+degree than its dimension.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+class MaskedLinear(nn.Linear):
+    """A linear layer whose weight is multiplied by a fixed 0/1 mask on every call."""
+
+    def __init__(self, in_features: int, out_features: int, mask: Tensor) -> None:
+        super().__init__(in_features, out_features)
+        self.register_buffer("mask", mask.float(), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+def hidden_degrees(num_units: int, num_dims: int) -> Tensor:
+    """Degrees 1..D-1 assigned in turn (all 0 when D = 1: such units see no input)."""
+    if num_dims == 1:
+        return torch.zeros(num_units, dtype=torch.long)
+    return torch.arange(num_units) % (num_dims - 1) + 1
+
+
+class MADENet(nn.Module):
+    """Integer vectors ``[B, D]`` in ``0..K-1`` to logits ``[B, D, K]``; output ``i``
+    depends only on inputs earlier than ``i`` in ``ordering`` (a permutation of 0..D-1,
+    natural order by default)."""
+
+    def __init__(
+        self,
+        num_dims: int,
+        num_levels: int,
+        hidden_units: tuple[int, ...] = (512, 512),
+        ordering: Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        ordering = torch.arange(num_dims) if ordering is None else torch.as_tensor(ordering)
+        if sorted(ordering.tolist()) != list(range(num_dims)):
+            raise ValueError(f"ordering must be a permutation of 0..{num_dims - 1}")
+        self.num_dims, self.num_levels = num_dims, num_levels
+        self.register_buffer("ordering", ordering.clone(), persistent=True)
+        position = torch.empty(num_dims, dtype=torch.long)
+        position[ordering] = torch.arange(1, num_dims + 1)
+        previous = position.repeat_interleave(num_levels)
+        layers: list[nn.Module] = []
+        for units in hidden_units:
+            degrees = hidden_degrees(units, num_dims)
+            mask = degrees[:, None] >= previous[None, :]
+            layers += [MaskedLinear(len(previous), units, mask), nn.ReLU()]
+            previous = degrees
+        out_degrees = position.repeat_interleave(num_levels)
+        mask = out_degrees[:, None] > previous[None, :]
+        layers.append(MaskedLinear(len(previous), num_dims * num_levels, mask))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        one_hot = F.one_hot(x, self.num_levels).float().flatten(1)
+        return self.layers(one_hot).view(len(x), self.num_dims, self.num_levels)
