@@ -13,12 +13,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from genlab.datamodules.images import SeedStream, stream_rng
+from genlab.datamodules.toy import ToyDataModule
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ PRESETS = {
 }
 
 
-class Toy1DDataModule(L.LightningDataModule):
+class Toy1DDataModule(ToyDataModule):
     """Digitized 1D mixture samples as LongTensors ``[B, 1]`` with values ``0..num_bins-1``.
 
     The train/test split is 80/20; a ``val_fraction`` of the train part is held out for
@@ -113,7 +111,6 @@ class Toy1DDataModule(L.LightningDataModule):
             self.count = num_samples or preset_count
         else:
             raise ValueError(f"preset must be one of {sorted(PRESETS)} or None, got {preset!r}")
-        self.splits: dict[str, torch.Tensor] = {}
 
     @property
     def num_bins(self) -> int:
@@ -123,30 +120,5 @@ class Toy1DDataModule(L.LightningDataModule):
     def name(self) -> str:
         return self.hparams.preset or "mixture1d"
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
-        samples = self.distribution.sample(
-            self.count, stream_rng(self.hparams.seed, SeedStream.TRAIN_IMAGES)
-        )
-        order = stream_rng(self.hparams.seed, SeedStream.VALIDATION_SPLIT).permutation(self.count)
-        num_test = round(0.2 * self.count)
-        num_val = round(self.hparams.val_fraction * (self.count - num_test))
-        data = torch.from_numpy(samples).unsqueeze(1)
-        self.splits = {
-            "test": data[order[:num_test]],
-            "val": data[order[num_test : num_test + num_val]],
-            "train": data[order[num_test + num_val :]],
-        }
-
-    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(self.splits[split], batch_size=self.hparams.batch_size, shuffle=shuffle)
-
-    def train_dataloader(self) -> DataLoader:
-        return self.loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.loader("test")
+    def draw(self, rng: np.random.Generator) -> torch.Tensor:
+        return torch.from_numpy(self.distribution.sample(self.count, rng)).unsqueeze(1)

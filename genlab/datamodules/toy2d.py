@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from genlab.datamodules.images import SeedStream, stream_rng
+from genlab.datamodules.toy import ToyDataModule
 
 
 def procedural_density(size: int) -> np.ndarray:
@@ -48,7 +46,7 @@ def load_density(path: str | Path, size: int) -> np.ndarray:
     return density.astype(np.float64)
 
 
-class Toy2DDataModule(L.LightningDataModule):
+class Toy2DDataModule(ToyDataModule):
     """Pairs of integers as LongTensors ``[B, 2]`` with values ``0..num_bins-1``.
 
     Args:
@@ -75,7 +73,6 @@ class Toy2DDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         raw = procedural_density(num_bins) if path is None else load_density(path, num_bins)
         self.density = raw / raw.sum()
-        self.splits: dict[str, torch.Tensor] = {}
 
     @property
     def num_bins(self) -> int:
@@ -90,29 +87,6 @@ class Toy2DDataModule(L.LightningDataModule):
         p = self.density[self.density > 0]
         return float(-(p * np.log(p)).sum())
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
-        count = self.hparams.num_samples
-        rng = stream_rng(self.hparams.seed, SeedStream.TRAIN_IMAGES)
-        cells = rng.choice(self.density.size, size=count, p=self.density.ravel())
-        data = torch.from_numpy(np.stack(np.divmod(cells, self.num_bins), axis=1))
-        num_test = round(0.2 * count)
-        num_val = round(self.hparams.val_fraction * (count - num_test))
-        self.splits = {
-            "test": data[:num_test],
-            "val": data[num_test : num_test + num_val],
-            "train": data[num_test + num_val :],
-        }
-
-    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(self.splits[split], batch_size=self.hparams.batch_size, shuffle=shuffle)
-
-    def train_dataloader(self) -> DataLoader:
-        return self.loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.loader("test")
+    def draw(self, rng: np.random.Generator) -> torch.Tensor:
+        cells = rng.choice(self.density.size, size=self.hparams.num_samples, p=self.density.ravel())
+        return torch.from_numpy(np.stack(np.divmod(cells, self.num_bins), axis=1))

@@ -1,0 +1,53 @@
+"""The shared part of the toy data modules: draw every example once from a seed, split
+80/20 into train and test, hold a share of train out for validation, serve tensors."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from genlab.datamodules.images import SeedStream, stream_rng
+
+TEST_FRACTION = 0.2
+
+
+class ToyDataModule(L.LightningDataModule, ABC):
+    """Subclasses implement ``draw(rng) -> LongTensor [N, ...]``; ``seed``,
+    ``val_fraction`` and ``batch_size`` must be among their saved hyperparameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.splits: dict[str, torch.Tensor] = {}
+
+    @abstractmethod
+    def draw(self, rng: np.random.Generator) -> torch.Tensor:
+        """Every example of the data set, drawn from ``rng``."""
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        data = self.draw(stream_rng(self.hparams.seed, SeedStream.TRAIN_IMAGES))
+        order = stream_rng(self.hparams.seed, SeedStream.VALIDATION_SPLIT).permutation(len(data))
+        num_test = round(TEST_FRACTION * len(data))
+        num_val = round(self.hparams.val_fraction * (len(data) - num_test))
+        self.splits = {
+            "test": data[order[:num_test]],
+            "val": data[order[num_test : num_test + num_val]],
+            "train": data[order[num_test + num_val :]],
+        }
+
+    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        return DataLoader(self.splits[split], batch_size=self.hparams.batch_size, shuffle=shuffle)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test")
