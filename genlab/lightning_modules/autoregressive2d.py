@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from genlab.lightning_modules.base import LikelihoodModel
+from genlab.lightning_modules.base import LikelihoodModel, check_discrete_data
 from genlab.nn.distributions import categorical_log_prob, sample_categorical
 
 
@@ -54,12 +54,7 @@ class Autoregressive2D(LikelihoodModel):
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``[B, 2, d]``: row 0 for ``p(x1)``, row 1 for ``p(x2 | x1)``."""
-        if x.dim() != 2 or x.shape[1] != 2 or x.is_floating_point():
-            raise ValueError(
-                f"expected integer pairs of shape [B, 2], got {x.dtype} {list(x.shape)}"
-            )
-        if x.min() < 0 or x.max() >= self.num_bins:
-            raise ValueError(f"expected values in 0..{self.num_bins - 1}, got {x.min()}..{x.max()}")
+        check_discrete_data(x, (2,), self.num_bins, "pairs")
         first = self.x1_logits.expand(len(x), self.num_bins)
         return torch.stack([first, self.conditional(self.encode_x1(x[:, 0]))], dim=1)
 

@@ -10,6 +10,29 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 
 
+def check_discrete_data(
+    x: Tensor,
+    data_shape: tuple[int, ...],
+    num_levels: int,
+    kind: str = "data",
+    allow_float: bool = False,
+) -> None:
+    """Stop with a clear message unless ``x`` is a batch ``[B, *data_shape]`` with values in
+    ``0..num_levels-1``: integers, or also floats when ``allow_float``. ``kind`` names
+    the data in the messages ("images", "pairs", ...)."""
+    if tuple(x.shape[1:]) != tuple(data_shape):
+        raise ValueError(
+            f"expected {kind} of shape [B, {', '.join(map(str, data_shape))}], got {list(x.shape)}"
+        )
+    if x.is_complex() or (x.is_floating_point() and not allow_float):
+        raise TypeError(
+            f"expected integer {kind} with values in 0..{num_levels - 1}, got {x.dtype}"
+        )
+    low, high = x.min().item(), x.max().item()
+    if low < 0 or high > num_levels - 1:
+        raise ValueError(f"expected values in 0..{num_levels - 1}, got values in {low}..{high}")
+
+
 def data_of(batch: Tensor | tuple | list) -> Tensor:
     """The data tensor of a batch: the batch itself, or the first item of ``(data, labels)``."""
     return batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from genlab.lightning_modules.base import LikelihoodModel
+from genlab.lightning_modules.base import LikelihoodModel, check_discrete_data
 from genlab.nn.distributions import discretized_logistic_mixture_log_pmf, sample_categorical
 
 
@@ -29,12 +29,7 @@ class Discrete1DModel(LikelihoodModel):
 
     def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Exact log-probability of each example ``x[b, 0]``, in nats."""
-        if x.dim() != 2 or x.shape[1] != 1 or x.is_floating_point():
-            raise ValueError(
-                f"expected integer data of shape [B, 1], got {x.dtype} {list(x.shape)}"
-            )
-        if x.min() < 0 or x.max() >= self.num_bins:
-            raise ValueError(f"expected values in 0..{self.num_bins - 1}, got {x.min()}..{x.max()}")
+        check_discrete_data(x, (1,), self.num_bins)
         return self()[x[:, 0]]
 
     def sample(

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import Tensor
 
-from genlab.lightning_modules.base import LikelihoodModel
+from genlab.lightning_modules.base import LikelihoodModel, check_discrete_data
 from genlab.nn.distributions import categorical_log_prob, sample_categorical
 from genlab.nn.made import MADENet
 
@@ -53,11 +53,7 @@ class MADE(LikelihoodModel):
     def forward(self, x: Tensor) -> Tensor:
         """Logits with K inserted after the first data axis: ``[B, D, K]`` for vectors,
         ``[B, C, K, H, W]`` for images."""
-        if tuple(x.shape[1:]) != self.data_shape or x.is_floating_point():
-            raise ValueError(
-                f"expected integer data of shape [B, {', '.join(map(str, self.data_shape))}], "
-                f"got {x.dtype} {list(x.shape)}"
-            )
+        check_discrete_data(x, self.data_shape, self.num_levels)
         logits = self.net(x.flatten(1)).view(len(x), *self.data_shape, self.num_levels)
         return logits.movedim(-1, 2) if x.dim() > 2 else logits
 

@@ -10,28 +10,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from genlab.lightning_modules.base import LikelihoodModel
+from genlab.lightning_modules.base import LikelihoodModel, check_discrete_data
 from genlab.nn.distributions import categorical_log_prob
 from genlab.nn.pixelcnn import Architecture, ColorMode, PixelCNNNet
 from genlab.nn.sampling import sample_raster
-
-
-def check_images(
-    x: Tensor, image_shape: tuple[int, int, int], num_levels: int, allow_float: bool = False
-) -> None:
-    """Stop with a clear message unless ``x`` is a batch of images of the model's shape
-    with values in ``0..num_levels-1``: integers, or also floats when ``allow_float``."""
-    if x.dim() != 4 or tuple(x.shape[1:]) != tuple(image_shape):
-        raise ValueError(
-            f"expected images of shape [B, {', '.join(map(str, image_shape))}], got {list(x.shape)}"
-        )
-    if x.is_complex() or (x.is_floating_point() and not allow_float):
-        raise TypeError(
-            f"expected integer images with values in 0..{num_levels - 1}, got {x.dtype}"
-        )
-    low, high = x.min().item(), x.max().item()
-    if low < 0 or high > num_levels - 1:
-        raise ValueError(f"expected values in 0..{num_levels - 1}, got values in {low}..{high}")
 
 
 class PixelCNN(LikelihoodModel):
@@ -84,12 +66,12 @@ class PixelCNN(LikelihoodModel):
         ``x`` holds levels ``0..K-1``, as integers, or as floats when gradients with
         respect to the image are wanted (receptive fields and other analyses).
         """
-        check_images(x, self.image_shape, self.num_levels, allow_float=True)
+        check_discrete_data(x, self.image_shape, self.num_levels, "images", allow_float=True)
         return self.net(x)
 
     def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Exact log-likelihood of each image, in nats."""
-        check_images(x, self.image_shape, self.num_levels)
+        check_discrete_data(x, self.image_shape, self.num_levels, "images")
         return categorical_log_prob(self.net(x), x, dim=2)
 
     def sample(
