@@ -9,12 +9,13 @@ through argument links, every run logs to TensorBoard under
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, _InstantiatorFn
 from lightning.pytorch.loggers import TensorBoardLogger
 
 import genlab.datamodules  # noqa: F401  (registers the data modules for short class names)
@@ -36,17 +37,39 @@ def run_folder_of(ckpt_path: str | None) -> Path | None:
     return path.parent.parent if path.parent.name == "checkpoints" else None
 
 
+DATA_PROPERTIES = ("image_shape", "num_levels", "num_bins")
+
+
+def accepted_links(class_type: type, links: dict[str, Any]) -> dict[str, Any]:
+    """The applied links whose target is an argument of ``class_type``'s constructor."""
+    accepted = inspect.signature(class_type).parameters
+    return {key: value for key, value in links.items() if key.rsplit(".", 1)[-1] in accepted}
+
+
+class LinkAwareInstantiator(_InstantiatorFn):
+    """Lightning's instantiator records every applied link as a hyperparameter of the
+    model, even a data property the model has no argument for (jsonargparse skips that
+    link when it builds the model). Rebuilding the model from its checkpoint would then
+    pass an unexpected keyword, so only the links the model accepts are recorded."""
+
+    def __call__(
+        self, class_type: type, *args: Any, applied_instantiation_links: dict, **kwargs: Any
+    ) -> Any:
+        links = accepted_links(class_type, applied_instantiation_links)
+        return super().__call__(class_type, *args, applied_instantiation_links=links, **kwargs)
+
+
 class GenlabCLI(LightningCLI):
-    """LightningCLI with genlab's links, callbacks and run folders."""
+    """LightningCLI with genlab's links, callbacks and run folders.
+
+    Every data module property named in ``DATA_PROPERTIES`` that exists is passed to the
+    model argument of the same name when the model has one; a model without that argument
+    simply does not receive it.
+    """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments(
-            "data.image_shape", "model.init_args.image_shape", apply_on="instantiate"
-        )
-        parser.link_arguments(
-            "data.num_levels", "model.init_args.num_levels", apply_on="instantiate"
-        )
-        parser.link_arguments("data.num_bins", "model.init_args.num_bins", apply_on="instantiate")
+        for name in DATA_PROPERTIES:
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
@@ -60,6 +83,18 @@ class GenlabCLI(LightningCLI):
         parser.add_lightning_class_args(RichProgressBar, "progress_bar")
         parser.add_lightning_class_args(SampleWriter, "sample_writer")
         parser.add_lightning_class_args(MetricsFile, "metrics_file")
+
+    def _add_instantiators(self) -> None:
+        self.parser.add_instantiator(
+            LinkAwareInstantiator(cli=self, key="model"),
+            self._model_class,
+            subclasses=self.subclass_mode_model,
+        )
+        self.parser.add_instantiator(
+            _InstantiatorFn(cli=self, key="data"),
+            self._datamodule_class,
+            subclasses=self.subclass_mode_data,
+        )
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         config = self._get(self.config_init, "trainer", default={})

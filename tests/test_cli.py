@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from genlab.cli import run_cli
+from genlab.lightning_modules.base import data_of
 from genlab.lightning_modules.pixelcnn import PixelCNN
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,6 +119,7 @@ def test_fit_resumes_from_last_checkpoint(in_tmp):
         ("histogram/course1", []),
         ("logistic_mixture/course1", []),
         ("autoregressive2d/procedural", ["--data.init_args.num_samples=2000"]),
+        ("made/procedural2d", ["--data.init_args.num_samples=2000"]),
     ],
 )
 def test_each_family_fits_and_tests_from_its_checkpoint(config, overrides, in_tmp):
@@ -126,3 +129,9 @@ def test_each_family_fits_and_tests_from_its_checkpoint(config, overrides, in_tm
     last = Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt"
     test = genlab("test", *args, f"--ckpt_path={last}")
     assert test.trainer.callback_metrics["test/nats_per_dim"] > 0
+    arguments = {k: v for k, v in fit.model.hparams.items() if not k.startswith("_")}
+    assert set(arguments) <= set(inspect.signature(type(fit.model)).parameters)
+    restored = type(fit.model).load_from_checkpoint(last).eval()
+    x = data_of(next(iter(fit.datamodule.test_dataloader())))
+    with torch.no_grad():
+        assert torch.allclose(restored.log_prob(x), fit.model.eval().log_prob(x), atol=1e-5)

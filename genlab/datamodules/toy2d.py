@@ -79,6 +79,16 @@ class Toy2DDataModule(ToyDataModule):
         return self.density.shape[0]
 
     @property
+    def image_shape(self) -> tuple[int]:
+        """The shape of one example, ``(2,)``, for models of vectors such as MADE."""
+        return (2,)
+
+    @property
+    def num_levels(self) -> int:
+        """Values per coordinate; the same as ``num_bins``, named as image models name it."""
+        return self.num_bins
+
+    @property
     def name(self) -> str:
         return "procedural2d" if self.hparams.path is None else Path(self.hparams.path).stem
 
