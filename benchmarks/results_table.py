@@ -35,15 +35,40 @@ def row(record: dict, name: str, data: str, result: str, speed: str) -> str:
     return f"| {name} | {data} | {result} | {speed} | {where} | {record['date'][:10]} |"
 
 
-ROWS = {"pixelcnn_quality": pixelcnn_quality_row}
+def toy_quality_rows(record: dict) -> list[str]:
+    rows = []
+    for model in record["models"]:
+        result = f"test {model['test_nats_per_dim']:.4f} nats/dim"
+        if "entropy_nats_per_dim" in model:
+            result += f", exact entropy {model['entropy_nats_per_dim']:.4f}"
+        if model.get("course_reference_nats_per_dim"):
+            result += f" (course: {model['course_reference_nats_per_dim']} on its own data)"
+        speed = f"{model['epochs']} epochs (a quality benchmark, not timed alone)"
+        data = TOY_DATA.get(model["config"].split("/")[1], model["config"].split("/")[1])
+        rows.append(row(record, model["config"].split("/")[0], data, result, speed))
+    return rows
+
+
+TOY_DATA = {
+    "course1": "1D course set 1 (N(0.2, 0.2), d=20)",
+    "course2": "1D course set 2 (3 Gaussians, d=100)",
+    "warmup": "1D warm-up (2 Gaussians, d=100)",
+    "procedural2d": "2D built-in picture, 25x25",
+    "procedural": "2D built-in picture, 25x25",
+    "shapes": "binary shapes 20x20, 10k/2k",
+}
+ROWS = {
+    "pixelcnn_quality": lambda record: [pixelcnn_quality_row(record)],
+    "toy_quality": toy_quality_rows,
+}
 
 
 def table() -> str:
     lines = list(HEADER)
     for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
         record = json.loads(path.read_text())
-        family = record["benchmark"].rsplit("_", 1)[0]
-        lines.append(ROWS[family](record))
+        family = next(name for name in ROWS if record["benchmark"].startswith(name))
+        lines.extend(ROWS[family](record))
     return "\n".join(lines)
 
 

@@ -7,18 +7,18 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from genlab.nn.modes import evaluating
+
 
 @torch.no_grad()
 def mean_nats_per_dim(model: nn.Module, batches: Iterable) -> float | None:
     """Mean negative log-likelihood per data dimension over every example in ``batches``
     (tensors or ``(data, labels)`` tuples), in eval mode; None when there is no example."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
-    for batch in batches:
-        x = (batch[0] if isinstance(batch, (tuple, list)) else batch).to(device)
-        total += float(-model.log_prob(x).sum()) / x[0].numel()
-        count += len(x)
-    model.train(was_training)
+    with evaluating(model):
+        for batch in batches:
+            x = (batch[0] if isinstance(batch, (tuple, list)) else batch).to(device)
+            total += float(-model.log_prob(x).sum()) / x[0].numel()
+            count += len(x)
     return total / count if count else None

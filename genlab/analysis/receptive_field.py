@@ -14,6 +14,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from genlab.nn.modes import evaluating
+
 
 def input_gradient(
     model: nn.Module, target: tuple[int, int, int], image: Tensor | None = None
@@ -30,12 +32,9 @@ def input_gradient(
         image = torch.full(tuple(model.image_shape), (model.num_levels - 1) // 2)
     device = next(model.parameters()).device
     x = image.to(device).float().unsqueeze(0).requires_grad_(True)
-    was_training = model.training
-    model.eval()
-    with torch.enable_grad():
+    with evaluating(model), torch.enable_grad():
         log_probs = F.log_softmax(model(x)[0, channel, :, row, col], dim=-1)
         log_probs[int(image[channel, row, col])].backward()
-    model.train(was_training)
     return x.grad[0].abs().cpu()
 
 

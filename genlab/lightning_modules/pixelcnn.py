@@ -12,8 +12,9 @@ from torch import Tensor
 
 from genlab.lightning_modules.base import LikelihoodModel, check_discrete_data
 from genlab.nn.distributions import categorical_log_prob
+from genlab.nn.modes import evaluating
 from genlab.nn.pixelcnn import Architecture, ColorMode, PixelCNNNet
-from genlab.nn.sampling import sample_raster
+from genlab.nn.sampling import sample_raster, sample_raster_with_pixel_head
 
 
 class PixelCNN(LikelihoodModel):
@@ -22,17 +23,19 @@ class PixelCNN(LikelihoodModel):
     Args:
         image_shape: (channels, height, width) of the data; linked from the data module.
         num_levels: values per subpixel (K); linked from the data module.
-        color_mode: "independent" (each channel sees previous pixels only) or
-            "autoregressive" (R, then G given R, then B given R and G within a pixel).
+        color_mode: "independent" (each channel sees previous pixels only),
+            "autoregressive" (R, then G given R, then B given R and G within a pixel,
+            through channel-group masks in every layer) or "made" (the trunk sees
+            previous pixels only; a MADE over the current pixel's channels, conditioned
+            on the trunk's feature, orders them).
         architecture: "plain" (course network for binary data) or "residual" (residual
             blocks with a causal layer norm, for colour data).
         hidden_channels: filters of every hidden layer (64 in the course network).
         num_layers: mask-B layers (plain) or residual blocks (residual).
         kernel_size: kernel of the mask-B layers or of each block's spatial convolution.
+        made_hidden_units: hidden widths of the MADE head (color_mode "made" only).
         learning_rate: Adam's step size.
     """
-
-    name = "pixelcnn"
 
     def __init__(
         self,
@@ -43,6 +46,7 @@ class PixelCNN(LikelihoodModel):
         hidden_channels: int = 64,
         num_layers: int = 5,
         kernel_size: int = 7,
+        made_hidden_units: tuple[int, ...] = (128,),
         learning_rate: float = 1e-3,
     ) -> None:
         super().__init__(learning_rate)
@@ -57,7 +61,13 @@ class PixelCNN(LikelihoodModel):
             hidden_channels=hidden_channels,
             num_layers=num_layers,
             kernel_size=kernel_size,
+            made_hidden_units=tuple(made_hidden_units),
         )
+
+    @property
+    def name(self) -> str:
+        """Run folder name: the MADE-head variant gets its own, ``pixelcnn_made``."""
+        return "pixelcnn_made" if self.hparams.color_mode == "made" else "pixelcnn"
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``[B, C, K, H, W]``: entry ``[b, c, :, i, j]`` is the distribution of
@@ -82,16 +92,23 @@ class PixelCNN(LikelihoodModel):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Exact ancestral samples, raster order, channel by channel when the colour
-        channels depend on each other."""
-        was_training = self.training
-        self.eval()
-        samples = sample_raster(
-            self.net,
-            num_samples,
-            self.image_shape,
-            channel_by_channel=self.hparams.color_mode == "autoregressive",
-            generator=generator,
-            device=self.device,
-        )
-        self.train(was_training)
-        return samples
+        channels depend on each other (with the MADE head, the trunk runs once per pixel
+        and only the head once per channel)."""
+        with evaluating(self):
+            if self.hparams.color_mode == "made":
+                return sample_raster_with_pixel_head(
+                    self.net.features,
+                    self.net.pixel_logits,
+                    num_samples,
+                    self.image_shape,
+                    generator=generator,
+                    device=self.device,
+                )
+            return sample_raster(
+                self.net,
+                num_samples,
+                self.image_shape,
+                channel_by_channel=self.hparams.color_mode == "autoregressive",
+                generator=generator,
+                device=self.device,
+            )
