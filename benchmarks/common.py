@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
 import sys
+import time
 from pathlib import Path
 
+import lightning as L
 import torch
+
+from genlab.analysis import mean_nats_per_dim
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -58,3 +63,33 @@ def write_result(name: str, results: dict) -> Path:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+class EpochRecorder(L.Callback):
+    """Times each training epoch (without evaluation) and scores the test split after it."""
+
+    def __init__(self, test_loader) -> None:
+        self.test_loader = test_loader
+        self.epochs: list[dict] = []
+        self.images = 0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.images = 0
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.images += len(batch[0])
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        seconds = time.perf_counter() - self.started
+        nats = mean_nats_per_dim(pl_module, self.test_loader)
+        self.epochs.append(
+            {
+                "epoch": trainer.current_epoch + 1,
+                "test_nats_per_dim": nats,
+                "test_bits_per_dim": nats / math.log(2),
+                "train_seconds": seconds,
+                "train_images_per_second": self.images / seconds,
+            }
+        )
+        print(self.epochs[-1], flush=True)

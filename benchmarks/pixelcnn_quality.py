@@ -12,7 +12,6 @@ trained on the full 60,000 images (0.0756 nats/dim after 10 epochs).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -21,43 +20,12 @@ import lightning as L
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SHARED_DATASETS, median, write_result  # noqa: E402
+from common import SHARED_DATASETS, EpochRecorder, median, write_result  # noqa: E402
 
-from genlab.analysis import mean_nats_per_dim  # noqa: E402
 from genlab.datamodules import MNISTDataModule, ShapesDataModule  # noqa: E402
 from genlab.lightning_modules import PixelCNN  # noqa: E402
 
 COURSE_REFERENCE = {"mnist": 0.0756}
-
-
-class EpochRecorder(L.Callback):
-    """Times each training epoch (without evaluation) and scores the test split after it."""
-
-    def __init__(self, test_loader) -> None:
-        self.test_loader = test_loader
-        self.epochs: list[dict] = []
-        self.images = 0
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self.images = 0
-        self.started = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.images += len(batch[0])
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        seconds = time.perf_counter() - self.started
-        nats = mean_nats_per_dim(pl_module, self.test_loader)
-        self.epochs.append(
-            {
-                "epoch": trainer.current_epoch + 1,
-                "test_nats_per_dim": nats,
-                "test_bits_per_dim": nats / math.log(2),
-                "train_seconds": seconds,
-                "train_images_per_second": self.images / seconds,
-            }
-        )
-        print(self.epochs[-1], flush=True)
 
 
 def data_module(dataset: str) -> L.LightningDataModule:

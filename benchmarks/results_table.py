@@ -57,7 +57,26 @@ TOY_DATA = {
     "procedural": "2D built-in picture, 25x25",
     "shapes": "binary shapes 20x20, 10k/2k",
 }
+
+
+def gated_pixelcnn_rows(record: dict) -> list[str]:
+    rows = []
+    for variant, result in record["variants"].items():
+        epochs = len(result["epochs"])
+        text = f"test {result['final_test_bits_per_dim']:.3f} bits/dim after {epochs} epochs"
+        text += f" (tutorial: {record['tutorial_reference_bits_per_dim']} on 60k after 150)"
+        queries = result["query_seconds"]
+        speed = (
+            f"{result['median_train_images_per_second']:.0f} train images/s; queries "
+            + ", ".join(f"{name[0]} {seconds:.2g} s" for name, seconds in queries.items())
+        )
+        name = "Gated PixelCNN" if variant == "gated" else "Gated PixelCNN, plain variant"
+        rows.append(row(record, name, "8-bit MNIST, 9k/1k subset", text, speed))
+    return rows
+
+
 ROWS = {
+    "gated_pixelcnn": gated_pixelcnn_rows,
     "pixelcnn_quality": lambda record: [pixelcnn_quality_row(record)],
     "toy_quality": toy_quality_rows,
 }

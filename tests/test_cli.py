@@ -6,6 +6,7 @@ import inspect
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -120,12 +121,14 @@ def test_fit_resumes_from_last_checkpoint(in_tmp):
         ("logistic_mixture/course1", []),
         ("autoregressive2d/procedural", ["--data.init_args.num_samples=2000"]),
         ("made/procedural2d", ["--data.init_args.num_samples=2000"]),
+        ("pixelcnn_made/colored_shapes", [*TINY, "--trainer.callbacks=[]"]),
     ],
 )
 def test_each_family_fits_and_tests_from_its_checkpoint(config, overrides, in_tmp):
     """Linked data properties must also resolve when the model comes from a checkpoint."""
     args = [f"--config={REPO}/configs/{config}.yaml", *overrides, "--trainer.max_epochs=1"]
     fit = genlab("fit", *args)
+    assert Path(fit.trainer.log_dir).parts[:2] == ("runs", config.split("/")[0])
     last = Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt"
     test = genlab("test", *args, f"--ckpt_path={last}")
     assert test.trainer.callback_metrics["test/nats_per_dim"] > 0
@@ -135,3 +138,28 @@ def test_each_family_fits_and_tests_from_its_checkpoint(config, overrides, in_tm
     x = data_of(next(iter(fit.datamodule.test_dataloader())))
     with torch.no_grad():
         assert torch.allclose(restored.log_prob(x), fit.model.eval().log_prob(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("config", ["mnist", "mnist_plain", "mnist_noncausal"])
+def test_gated_pixelcnn_configs_fit_and_test_on_an_8_bit_array_file(config, in_tmp):
+    rng = np.random.default_rng(0)
+    digits = {
+        split: rng.integers(0, 256, (n, 8, 8, 1), dtype=np.uint8)
+        for split, n in [("train", 24), ("test", 8)]
+    }
+    np.savez(in_tmp / "digits.npz", **digits)
+    args = [
+        f"--config={REPO}/configs/gated_pixelcnn/{config}.yaml",
+        f"--data.init_args.path={in_tmp / 'digits.npz'}",
+        "--data.init_args.batch_size=8",
+        "--model.init_args.hidden_channels=8",
+        "--model.init_args.num_layers=3",
+        "--trainer.max_epochs=1",
+        "--trainer.callbacks=[]",
+    ]
+    fit = genlab("fit", *args)
+    assert fit.model.num_levels == 256 and fit.model.image_shape == (1, 8, 8)
+    last = Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    assert Path(fit.trainer.log_dir).parts[1] == fit.model.name
+    test = genlab("test", *args, f"--ckpt_path={last}")
+    assert test.trainer.callback_metrics["test/bits_per_dim"] > 0

@@ -1,6 +1,34 @@
 """Functions for notebooks and callbacks; they use models only through the public API."""
 
 from genlab.analysis.likelihood import mean_nats_per_dim
+from genlab.analysis.queries import (
+    Estimate,
+    first_pixel_marginal,
+    middle_given_above_left,
+    middle_given_all_others,
+    middle_given_below_right,
+    middle_pixel,
+    middle_pixel_marginal,
+    pixel_given_all_others,
+    sample_bottom_given_top,
+    sample_in_raster_order,
+    sample_top_given_bottom,
+)
 from genlab.analysis.receptive_field import input_gradient, receptive_field
 
-__all__ = ["input_gradient", "mean_nats_per_dim", "receptive_field"]
+__all__ = [
+    "Estimate",
+    "first_pixel_marginal",
+    "input_gradient",
+    "mean_nats_per_dim",
+    "middle_given_above_left",
+    "middle_given_all_others",
+    "middle_given_below_right",
+    "middle_pixel",
+    "middle_pixel_marginal",
+    "pixel_given_all_others",
+    "receptive_field",
+    "sample_bottom_given_top",
+    "sample_in_raster_order",
+    "sample_top_given_bottom",
+]

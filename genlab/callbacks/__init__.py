@@ -3,6 +3,7 @@
 from genlab.callbacks.distribution_1d import Distribution1D
 from genlab.callbacks.distribution_2d import Distribution2D
 from genlab.callbacks.metrics_file import MetricsFile
+from genlab.callbacks.queries import QueryPanel
 from genlab.callbacks.receptive_field import ReceptiveField
 from genlab.callbacks.sample_grid import SampleGrid
 from genlab.callbacks.sample_writer import SampleWriter
@@ -12,6 +13,7 @@ __all__ = [
     "Distribution1D",
     "Distribution2D",
     "MetricsFile",
+    "QueryPanel",
     "ReceptiveField",
     "SampleGrid",
     "SampleWriter",

@@ -3,11 +3,13 @@
 from genlab.lightning_modules.autoregressive2d import Autoregressive2D
 from genlab.lightning_modules.base import LikelihoodModel
 from genlab.lightning_modules.discrete1d import Histogram, LogisticMixture
+from genlab.lightning_modules.gated_pixelcnn import GatedPixelCNN
 from genlab.lightning_modules.made import MADE
 from genlab.lightning_modules.pixelcnn import PixelCNN
 
 __all__ = [
     "Autoregressive2D",
+    "GatedPixelCNN",
     "Histogram",
     "LikelihoodModel",
     "LogisticMixture",

@@ -1,0 +1,298 @@
+"""Probability queries on the pixels of an image autoregressive model.
+
+An autoregressive model answers some questions about an image in one pass and others
+only by sampling. With the pixels in raster order and ``m`` the middle pixel (row
+``H // 2``, column ``W // 2``):
+
+- the first pixel's marginal and ``p(x_m | x_<m)`` are read off the logits (exact);
+- ``p(x_m | every other pixel)`` scores the K completions with ``log_prob`` (exact);
+- the bottom half given the top half continues ancestral sampling (exact);
+- the middle pixel's marginal and ``p(x_m | x_>m)`` sum over the pixels before ``m``,
+  which is intractable, so they are Monte Carlo estimates with standard errors;
+- the top half given the bottom half runs Gibbs sampling (approximate).
+
+Every query takes a model through the public API only: ``forward(x)`` returning logits
+``[B, C, K, H, W]`` (subpixel ``(c, i, j)`` given every subpixel before it),
+``log_prob(x) -> [B]`` in nats, and the attributes ``image_shape`` and ``num_levels``.
+Queries need single-channel images. The model runs in eval mode without gradients and
+gets its training flag back afterwards; results come back on the CPU, probabilities
+in float64.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from genlab.nn.distributions import sample_categorical
+from genlab.nn.modes import evaluating
+
+CHUNK = 4096  # images per forward pass when many completions are scored at once
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A Monte Carlo estimate of a distribution over the K values of one pixel:
+    ``probs[k]`` and its standard error ``standard_error[k]``."""
+
+    probs: Tensor
+    standard_error: Tensor
+
+
+def middle_pixel(model: nn.Module) -> tuple[int, int]:
+    """(row, col) of the pixel the queries ask about: ``(H // 2, W // 2)``."""
+    _, height, width = model.image_shape
+    return height // 2, width // 2
+
+
+def _query(function: Callable) -> Callable:
+    """Checks that the model has one channel and runs ``function`` in eval mode without
+    gradients, restoring the model's training flag afterwards."""
+
+    @functools.wraps(function)
+    def wrapper(model: nn.Module, *args, **kwargs):
+        channels = model.image_shape[0]
+        if channels != 1:
+            raise ValueError(
+                f"probability queries need one channel (C=1); this model has C={channels}"
+            )
+        with evaluating(model), torch.no_grad():
+            return function(model, *args, **kwargs)
+
+    return wrapper
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _repeat_image(model: nn.Module, image: Tensor, count: int) -> Tensor:
+    """``count`` copies ``[count, C, H, W]`` of an integer image ``[C, H, W]`` on the
+    model's device."""
+    if tuple(image.shape) != tuple(model.image_shape):
+        raise ValueError(
+            f"expected a conditioning image of shape {list(model.image_shape)}, "
+            f"got {list(image.shape)}"
+        )
+    if image.is_floating_point() or image.is_complex():
+        raise TypeError(f"expected an integer conditioning image, got {image.dtype}")
+    return image.to(_device_of(model), torch.long).expand(count, *image.shape).clone()
+
+
+def _pixel_log_probs(model: nn.Module, images: Tensor, row: int, col: int) -> Tensor:
+    """``log p(x_(row, col) = k | pixels before it)`` for every image, ``[B, K]``."""
+    return F.log_softmax(model(images)[:, 0, :, row, col].float(), dim=-1)
+
+
+def _log_prob_from(model: nn.Module, images: Tensor, start: int) -> Tensor:
+    """``log p(pixels start.. | pixels before start)`` of each image ``[B]``: the
+    model's per-pixel conditionals summed, in float64 on the CPU, from raster index
+    ``start`` on."""
+    scores = []
+    for chunk in images.split(CHUNK):
+        log_probs = F.log_softmax(model(chunk).float(), dim=2)
+        picked = log_probs.gather(2, chunk.unsqueeze(2)).squeeze(2)
+        scores.append(picked.flatten(1)[:, start:].cpu().double().sum(dim=1))
+    return torch.cat(scores)
+
+
+def _with_each_value(images: Tensor, row: int, col: int, num_levels: int) -> Tensor:
+    """``[B * K, C, H, W]``: each image K times, with pixel (row, col) set to 0..K-1."""
+    completions = images.repeat_interleave(num_levels, dim=0)
+    values = torch.arange(num_levels, device=images.device).repeat(len(images))
+    completions[:, 0, row, col] = values
+    return completions
+
+
+@_query
+def sample_in_raster_order(
+    model: nn.Module,
+    images: Tensor,
+    start: int,
+    stop: int,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Copies of ``images`` ``[B, 1, H, W]`` whose pixels at raster indices
+    ``start..stop-1`` are redrawn, in order, from the model's conditionals. Exact
+    ancestral sampling of those pixels given the ones before ``start``; pixels from
+    ``stop`` on keep their values (a causal model never reads them for these draws).
+    """
+    images = images.to(_device_of(model), torch.long)
+    return _fill_in_raster_order(model, images, start, stop, generator).cpu()
+
+
+def _fill_in_raster_order(
+    model: nn.Module, images: Tensor, start: int, stop: int, generator: torch.Generator | None
+) -> Tensor:
+    """``sample_in_raster_order`` on the model's device, without the checks."""
+    width = model.image_shape[2]
+    images = images.clone()
+    for index in range(start, stop):
+        row, col = divmod(index, width)
+        logits = model(images)[:, 0, :, row, col]
+        images[:, 0, row, col] = sample_categorical(logits, generator)
+    return images
+
+
+@_query
+def first_pixel_marginal(model: nn.Module) -> Tensor:
+    """``p(x_(0, 0))`` ``[K]``. Exact: the first pixel is conditioned on nothing, so its
+    logits are the same for any input image."""
+    blank = torch.zeros(1, *model.image_shape, dtype=torch.long, device=_device_of(model))
+    return _pixel_log_probs(model, blank, 0, 0)[0].cpu().double().exp()
+
+
+@_query
+def middle_pixel_marginal(
+    model: nn.Module, num_samples: int = 256, *, generator: torch.Generator | None = None
+) -> Estimate:
+    """``p(x_m)`` of the middle pixel, ``[K]``. Approximate: the exact marginal sums over
+    every configuration of the pixels before ``m``. This averages the exact conditional
+    ``p(x_m | x_<m)`` over ``num_samples`` ancestral samples of ``x_<m`` (a
+    Rao-Blackwellised estimate); the standard error is the spread across samples."""
+    row, col = middle_pixel(model)
+    middle = row * model.image_shape[2] + col
+    blank = torch.zeros(num_samples, *model.image_shape, dtype=torch.long)
+    before = _fill_in_raster_order(model, blank.to(_device_of(model)), 0, middle, generator)
+    return _mean_with_error(_pixel_log_probs(model, before, row, col).cpu().double().exp())
+
+
+def _mean_with_error(values: Tensor) -> Estimate:
+    """The mean over the first axis and its standard error."""
+    if len(values) < 2:
+        raise ValueError("an estimate with a standard error needs at least 2 samples")
+    return Estimate(values.mean(dim=0), values.std(dim=0) / math.sqrt(len(values)))
+
+
+@_query
+def middle_given_above_left(model: nn.Module, image: Tensor) -> Tensor:
+    """``p(x_m | x_<m)`` ``[K]``, the middle pixel given every pixel above it and to its
+    left in its row. Exact: one forward pass of ``image``."""
+    row, col = middle_pixel(model)
+    log_probs = _pixel_log_probs(model, _repeat_image(model, image, 1), row, col)
+    return log_probs[0].cpu().double().exp()
+
+
+@_query
+def middle_given_below_right(
+    model: nn.Module,
+    image: Tensor,
+    num_samples: int = 256,
+    *,
+    generator: torch.Generator | None = None,
+) -> Estimate:
+    """``p(x_m | x_>m)`` ``[K]``, the middle pixel given every pixel below it and to its
+    right in its row; the pixels before it are unknown (their values in ``image`` are
+    ignored). Approximate, by importance sampling: ``num_samples`` ancestral samples of
+    ``x_<m`` are the proposal, and a sample's weight for value k is
+    ``p(x_m = k, x_>m | x_<m)``, from the model's conditionals of the completed image.
+    The estimate is the ratio of the mean weight of k to the mean total weight; its
+    standard error comes from the delta method."""
+    row, col = middle_pixel(model)
+    middle = row * model.image_shape[2] + col
+    images = _repeat_image(model, image, num_samples)
+    proposals = _fill_in_raster_order(model, images, 0, middle, generator)
+    completions = _with_each_value(proposals, row, col, model.num_levels)
+    log_weights = _log_prob_from(model, completions, middle).view(num_samples, -1)
+    return _self_normalised(log_weights)
+
+
+def _self_normalised(log_weights: Tensor) -> Estimate:
+    """``probs[k] = mean_s w[s, k] / mean_s sum_j w[s, j]`` from log-weights ``[S, K]``,
+    with the delta-method standard error of that ratio of means."""
+    if len(log_weights) < 2:
+        raise ValueError("an estimate with a standard error needs at least 2 samples")
+    weights = (log_weights - log_weights.max()).exp()
+    totals = weights.sum(dim=1, keepdim=True)
+    probs = weights.mean(dim=0) / totals.mean()
+    residuals = weights - probs * totals
+    error = residuals.std(dim=0) / (math.sqrt(len(weights)) * totals.mean())
+    return Estimate(probs, error)
+
+
+@_query
+def pixel_given_all_others(model: nn.Module, images: Tensor, row: int, col: int) -> Tensor:
+    """``p(x_(row, col) = k | every other pixel)`` for each image ``[B, 1, H, W]``,
+    ``[B, K]``. Exact: the K completions are scored with ``log_prob`` and normalised."""
+    images = images.to(_device_of(model), torch.long)
+    log_joint = _log_joint_of_each_value(model, images, row, col)
+    return log_joint.cpu().double().softmax(dim=-1)
+
+
+def _log_joint_of_each_value(model: nn.Module, images: Tensor, row: int, col: int) -> Tensor:
+    """``log p(image with pixel (row, col) set to k)`` ``[B, K]``, on the model's device."""
+    completions = _with_each_value(images, row, col, model.num_levels)
+    scores = torch.cat([model.log_prob(chunk) for chunk in completions.split(CHUNK)])
+    return scores.view(len(images), -1)
+
+
+@_query
+def middle_given_all_others(model: nn.Module, image: Tensor) -> Tensor:
+    """``p(x_m | every other pixel)`` ``[K]``. Exact: the K completions of ``image`` are
+    scored with ``log_prob`` and normalised."""
+    row, col = middle_pixel(model)
+    return pixel_given_all_others(model, _repeat_image(model, image, 1), row, col)[0]
+
+
+@_query
+def sample_bottom_given_top(
+    model: nn.Module,
+    image: Tensor,
+    num_samples: int,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``[N, 1, H, W]`` images whose top rows ``0..H//2-1`` are those of ``image`` and
+    whose bottom rows are drawn from ``p(bottom | top)``. Exact: ancestral sampling
+    continued from row ``H // 2``."""
+    _, height, width = model.image_shape
+    images = _repeat_image(model, image, num_samples)
+    return _fill_in_raster_order(
+        model, images, (height // 2) * width, height * width, generator
+    ).cpu()
+
+
+@_query
+def sample_top_given_bottom(
+    model: nn.Module,
+    image: Tensor,
+    num_samples: int,
+    num_sweeps: int = 20,
+    *,
+    init: Literal["model", "random"] = "model",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``[N, 1, H, W]`` images whose bottom rows ``H//2..`` are those of ``image`` and
+    whose top rows are drawn approximately from ``p(top | bottom)``. Approximate: Gibbs
+    sampling, ``num_samples`` independent chains; each of ``num_sweeps`` sweeps redraws
+    every top pixel in raster order from its exact conditional given all other pixels.
+    The chains start from the model's ancestral samples of the top rows (``init="model"``,
+    which ignore the bottom) or from uniform noise (``"random"``); they reach the target
+    only as the number of sweeps grows."""
+    _, height, width = model.image_shape
+    top = (height // 2) * width
+    chains = _repeat_image(model, image, num_samples)
+    if init == "model":
+        chains = _fill_in_raster_order(model, chains, 0, top, generator)
+    elif init == "random":
+        noise_device = generator.device if generator is not None else "cpu"
+        noise = torch.randint(
+            model.num_levels, (num_samples, top), generator=generator, device=noise_device
+        )
+        chains[:, 0, : height // 2] = noise.view(num_samples, height // 2, width).to(chains.device)
+    else:
+        raise ValueError(f'init must be "model" or "random", got {init!r}')
+    for _ in range(num_sweeps):
+        for index in range(top):
+            row, col = divmod(index, width)
+            logits = _log_joint_of_each_value(model, chains, row, col)
+            chains[:, 0, row, col] = sample_categorical(logits, generator)
+    return chains.cpu()

@@ -1,0 +1,186 @@
+"""Probability queries about the middle pixel of a few test images, and completions of
+their missing halves."""
+
+from __future__ import annotations
+
+import lightning as L
+import matplotlib.pyplot as plt
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities import rank_zero_warn
+from matplotlib.axes import Axes
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
+from torch import Tensor
+
+from genlab.analysis import (
+    Estimate,
+    first_pixel_marginal,
+    middle_given_above_left,
+    middle_given_all_others,
+    middle_given_below_right,
+    middle_pixel,
+    middle_pixel_marginal,
+    sample_bottom_given_top,
+    sample_top_given_bottom,
+)
+from genlab.callbacks.io import images_to_grid, log_figure
+from genlab.lightning_modules.base import data_of
+
+
+class QueryPanel(L.Callback):
+    """One row per conditioning image (the first ``num_images`` of the data module's test
+    split, or of its validation split): the image with its middle pixel ``m`` outlined,
+    bar plots over the K values of
+
+    a. ``p(x_first)`` (exact), b. ``p(x_m)`` (Monte Carlo, error bars of one standard
+    error), c. ``p(x_m | above and left)`` (exact), d. ``p(x_m | below and right)``
+    (importance sampling, error bars), e. ``p(x_m | all other pixels)`` (exact),
+
+    with the image's own value of the pixel asked about in orange, then
+    ``num_completions`` samples of f. the bottom half given the top half (exact) and
+    g. the top half given the bottom half (Gibbs sampling, ``num_sweeps`` sweeps).
+    See ``genlab.analysis.queries``.
+
+    Draws at the end of ``fit`` into ``queries.png``, and after every
+    ``every_n_epochs``-th validation into ``queries/epoch_NNN.png`` when that is positive;
+    logs TensorBoard's ``queries``. ``num_samples`` sets the Monte Carlo size of b and d.
+
+    Needs a single-channel image model with ``forward`` logits ``[B, C, K, H, W]``,
+    ``log_prob``, ``image_shape`` and ``num_levels``.
+    """
+
+    def __init__(
+        self,
+        num_images: int = 3,
+        num_samples: int = 128,
+        num_completions: int = 4,
+        num_sweeps: int = 5,
+        every_n_epochs: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.num_images = num_images
+        self.num_samples = num_samples
+        self.num_completions = num_completions
+        self.num_sweeps = num_sweeps
+        self.every_n_epochs = every_n_epochs
+        self.seed = seed
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        channels = pl_module.image_shape[0]
+        if channels != 1:
+            raise ValueError(
+                f"QueryPanel: probability queries need one channel (C=1); "
+                f"this model has C={channels}"
+            )
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self.every_n_epochs <= 0:
+            return
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every_n_epochs == 0 and epoch < trainer.max_epochs:
+            self.draw(trainer, pl_module, f"queries/epoch_{epoch:03d}.png")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.draw(trainer, pl_module, "queries.png")
+
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, filename: str) -> None:
+        if trainer.fast_dev_run or not trainer.is_global_zero:
+            return
+        images = conditioning_images(trainer.datamodule, self.num_images)
+        if images is None:
+            rank_zero_warn("QueryPanel: the data module has no test or validation images")
+            return
+        generator = torch.Generator().manual_seed(self.seed)
+        first = first_pixel_marginal(pl_module)
+        middle = middle_pixel_marginal(pl_module, self.num_samples, generator=generator)
+        figure, axes = plt.subplots(len(images), 8, figsize=(17, 2.3 * len(images)), squeeze=False)
+        for row_axes, image in zip(axes, images, strict=True):
+            self.draw_row(row_axes, pl_module, image, first, middle, generator)
+        figure.tight_layout()
+        log_figure(trainer, "queries", figure, filename)
+
+    def draw_row(
+        self,
+        axes: list[Axes],
+        model: L.LightningModule,
+        image: Tensor,
+        first: Tensor,
+        middle: Estimate,
+        generator: torch.Generator,
+    ) -> None:
+        """One conditioning image: the image, the five bar plots, the two sample grids."""
+        row, col = middle_pixel(model)
+        actual = int(image[0, row, col])
+        below_right = middle_given_below_right(model, image, self.num_samples, generator=generator)
+        draw_image(axes[0], image, model.num_levels, (row, col))
+        bars = [
+            ("a. p(x first)", first, None, int(image[0, 0, 0])),
+            ("b. p(x mid)", middle.probs, middle.standard_error, actual),
+            ("c. p(x mid | above, left)", middle_given_above_left(model, image), None, actual),
+            ("d. p(x mid | below, right)", below_right.probs, below_right.standard_error, actual),
+            ("e. p(x mid | all others)", middle_given_all_others(model, image), None, actual),
+        ]
+        for ax, (title, probs, error, highlight) in zip(axes[1:6], bars, strict=True):
+            draw_bars(ax, title, probs, error, highlight)
+        count = self.num_completions
+        bottoms = sample_bottom_given_top(model, image, count, generator=generator)
+        tops = sample_top_given_bottom(model, image, count, self.num_sweeps, generator=generator)
+        draw_samples(axes[6], "f. bottom | top", bottoms, model.num_levels)
+        draw_samples(axes[7], f"g. top | bottom ({self.num_sweeps} sweeps)", tops, model.num_levels)
+
+
+def conditioning_images(datamodule: L.LightningDataModule | None, count: int) -> Tensor | None:
+    """The first ``count`` images ``[N, C, H, W]`` of the test loader, or of the
+    validation loader when there is no test loader; None when neither has any."""
+    if datamodule is None:
+        return None
+    for loader_of in (datamodule.test_dataloader, datamodule.val_dataloader):
+        try:
+            loader = loader_of()
+        except (MisconfigurationException, NotImplementedError, RuntimeError):
+            continue
+        images = []
+        for batch in loader:
+            images.append(data_of(batch).cpu())
+            if sum(len(chunk) for chunk in images) >= count:
+                break
+        if images:
+            return torch.cat(images)[:count]
+    return None
+
+
+def draw_image(ax: Axes, image: Tensor, num_levels: int, middle: tuple[int, int]) -> None:
+    """A single-channel image in grey levels with the middle pixel outlined."""
+    ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=num_levels - 1)
+    row, col = middle
+    ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, color="orange", lw=1.5))
+    ax.set_title("conditioning image", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def draw_bars(
+    ax: Axes, title: str, probs: Tensor, error: Tensor | None, highlight: int | None
+) -> None:
+    """Probabilities of the K values, one standard error as error bars, the value
+    ``highlight`` in orange."""
+    values = range(len(probs))
+    colours = ["tab:orange" if value == highlight else "tab:blue" for value in values]
+    yerr = None if error is None else error.numpy()
+    ax.bar(values, probs.numpy(), yerr=yerr, color=colours, capsize=2)
+    ax.set_ylim(0, 1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title, fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
+def draw_samples(ax: Axes, title: str, samples: Tensor, num_levels: int) -> None:
+    """A square-ish grid of samples."""
+    nrow = max(1, round(len(samples) ** 0.5))
+    grid = images_to_grid(samples, num_levels, nrow)
+    ax.imshow(grid.permute(1, 2, 0).numpy())
+    ax.set_title(title, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
