@@ -76,24 +76,26 @@ def median_seconds(run: Callable[[], object], repeats: int) -> float:
 
 
 def query_times(model: GatedPixelCNN, image: torch.Tensor, repeats: int) -> dict[str, float]:
-    """Median seconds of each query on one conditioning image, with the settings the
-    query callback uses by default."""
+    """Median seconds of each query on one conditioning image: 128 Monte Carlo samples
+    for b and d (the QueryPanel default), 4 completions for f and g, and one Gibbs sweep
+    for g (a sweep redraws each top pixel from K scored completions, so g costs K
+    forward passes of the 4 chains per top pixel per sweep)."""
     generator = torch.Generator().manual_seed(0)
     queries = {
         "a_first_pixel_marginal": lambda: analysis.first_pixel_marginal(model),
         "b_middle_pixel_marginal": lambda: analysis.middle_pixel_marginal(
-            model, generator=generator
+            model, 128, generator=generator
         ),
         "c_middle_given_above_left": lambda: analysis.middle_given_above_left(model, image),
         "d_middle_given_below_right": lambda: analysis.middle_given_below_right(
-            model, image, generator=generator
+            model, image, 128, generator=generator
         ),
         "e_middle_given_all_others": lambda: analysis.middle_given_all_others(model, image),
         "f_bottom_given_top": lambda: analysis.sample_bottom_given_top(
             model, image, 4, generator=generator
         ),
-        "g_top_given_bottom": lambda: analysis.sample_top_given_bottom(
-            model, image, 4, generator=generator
+        "g_top_given_bottom_one_sweep": lambda: analysis.sample_top_given_bottom(
+            model, image, 4, 1, generator=generator
         ),
     }
     return {name: median_seconds(query, repeats) for name, query in queries.items()}

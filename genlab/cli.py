@@ -85,15 +85,14 @@ class GenlabCLI(LightningCLI):
         parser.add_lightning_class_args(MetricsFile, "metrics_file")
 
     def _add_instantiators(self) -> None:
+        """The model records its parsed arguments through ``LinkAwareInstantiator``.
+        Data modules get no instantiator: they save the arguments they actually use
+        (a preset or a file may fix the number of bins), and Lightning insists that a
+        key shared with the model, such as ``num_bins``, has the same value in both."""
         self.parser.add_instantiator(
             LinkAwareInstantiator(cli=self, key="model"),
             self._model_class,
             subclasses=self.subclass_mode_model,
-        )
-        self.parser.add_instantiator(
-            _InstantiatorFn(cli=self, key="data"),
-            self._datamodule_class,
-            subclasses=self.subclass_mode_data,
         )
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:

@@ -119,6 +119,8 @@ def test_fit_resumes_from_last_checkpoint(in_tmp):
         ("made/shapes", ["--data.init_args.num_train=60", "--model.init_args.hidden_units=[16]"]),
         ("histogram/course1", []),
         ("logistic_mixture/course1", []),
+        ("histogram/course2", ["--data.init_args.num_samples=2000"]),
+        ("logistic_mixture/warmup", ["--data.init_args.num_samples=2000"]),
         ("autoregressive2d/procedural", ["--data.init_args.num_samples=2000"]),
         ("made/procedural2d", ["--data.init_args.num_samples=2000"]),
         ("pixelcnn_made/colored_shapes", [*TINY, "--trainer.callbacks=[]"]),
@@ -163,3 +165,21 @@ def test_gated_pixelcnn_configs_fit_and_test_on_an_8_bit_array_file(config, in_t
     assert Path(fit.trainer.log_dir).parts[1] == fit.model.name
     test = genlab("test", *args, f"--ckpt_path={last}")
     assert test.trainer.callback_metrics["test/bits_per_dim"] > 0
+
+
+def test_a_density_file_sets_the_number_of_bins_everywhere(in_tmp):
+    """A 10x10 array overrides the config's 25 bins: data, model and saved
+    hyperparameters must all agree, or Lightning refuses to log them."""
+    density = np.random.default_rng(0).random((10, 10))
+    np.save(in_tmp / "density.npy", density)
+    args = [
+        f"--config={REPO}/configs/autoregressive2d/procedural.yaml",
+        f"--data.init_args.path={in_tmp / 'density.npy'}",
+        "--data.init_args.num_samples=2000",
+        "--trainer.max_epochs=1",
+        "--trainer.callbacks=[]",
+    ]
+    fit = genlab("fit", *args)
+    assert fit.model.hparams.num_bins == fit.datamodule.hparams.num_bins == 10
+    last = Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    assert genlab("test", *args, f"--ckpt_path={last}").trainer.callback_metrics

@@ -102,7 +102,6 @@ class Toy1DDataModule(ToyDataModule):
         batch_size: int = 128,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
         if preset is None:
             self.distribution = Mixture1D(tuple(means), tuple(stds), tuple(weights), num_bins)
             self.count = num_samples or 10_000
@@ -111,6 +110,8 @@ class Toy1DDataModule(ToyDataModule):
             self.count = num_samples or preset_count
         else:
             raise ValueError(f"preset must be one of {sorted(PRESETS)} or None, got {preset!r}")
+        num_bins = self.distribution.num_bins  # a preset has its own; save the one in use
+        self.save_hyperparameters()
 
     @property
     def num_bins(self) -> int:

@@ -70,9 +70,10 @@ class Toy2DDataModule(ToyDataModule):
         batch_size: int = 256,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
         raw = procedural_density(num_bins) if path is None else load_density(path, num_bins)
         self.density = raw / raw.sum()
+        num_bins = self.density.shape[0]  # an array file has its own; save the one in use
+        self.save_hyperparameters()
 
     @property
     def num_bins(self) -> int:
