@@ -40,7 +40,11 @@ def toy_quality_rows(record: dict) -> list[str]:
     for model in record["models"]:
         result = f"test {model['test_nats_per_dim']:.4f} nats/dim"
         if "entropy_nats_per_dim" in model:
-            result += f", exact entropy {model['entropy_nats_per_dim']:.4f}"
+            result += (
+                f"; exact entropy {model['entropy_nats_per_dim']:.4f}, true pmf on the same"
+                f" test points {model['true_distribution_test_nats_per_dim']:.4f}"
+                f" ± {model['true_distribution_test_standard_error']:.4f}"
+            )
         if model.get("course_reference_nats_per_dim"):
             result += f" (course: {model['course_reference_nats_per_dim']} on its own data)"
         speed = f"{model['epochs']} epochs (a quality benchmark, not timed alone)"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, _InstantiatorFn
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -101,6 +101,13 @@ class GenlabCLI(LightningCLI):
             kwargs["logger"] = self._default_logger()
         self.save_config_kwargs["config_filename"] = f"{self.subcommand}_config.yaml"
         return super().instantiate_trainer(**kwargs)
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> L.Trainer:
+        """``--trainer.enable_progress_bar false`` also drops the default rich bar, which
+        Lightning would otherwise reject as a contradiction."""
+        if config.get("enable_progress_bar") is False:
+            callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+        return super()._instantiate_trainer(config, callbacks)
 
     def _default_logger(self) -> TensorBoardLogger:
         """TensorBoard under ``runs/<model>/<dataset>``, or, when the command starts from

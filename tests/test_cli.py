@@ -38,6 +38,17 @@ def in_tmp(tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_the_progress_bar_can_be_turned_off(in_tmp):
+    cli = genlab(
+        "fit",
+        f"--config={REPO}/configs/pixelcnn/shapes.yaml",
+        *TINY,
+        "--trainer.fast_dev_run=true",
+        "--trainer.enable_progress_bar=false",
+    )
+    assert cli.trainer.progress_bar_callback is None
+
+
 def test_fast_dev_run_fits_one_batch(in_tmp):
     cli = genlab(
         "fit", f"--config={REPO}/configs/pixelcnn/shapes.yaml", *TINY, "--trainer.fast_dev_run=true"
