@@ -67,12 +67,18 @@ def gated_pixelcnn_rows(record: dict) -> list[str]:
     rows = []
     for variant, result in record["variants"].items():
         epochs = len(result["epochs"])
-        text = f"test {result['final_test_bits_per_dim']:.3f} bits/dim after {epochs} epochs"
+        text = f"test {result['final_test_bits_per_dim']:.3f} bits/dim after {epochs} epoch{'s' if epochs != 1 else ''}"
         text += f" (tutorial: {record['tutorial_reference_bits_per_dim']} on 60k after 150)"
         queries = result["query_seconds"]
         speed = (
             f"{result['median_train_images_per_second']:.0f} train images/s; queries "
-            + ", ".join(f"{name[0]} {seconds:.2g} s" for name, seconds in queries.items())
+            + ", ".join(
+                f"{name[0]} {seconds:.2g} s"
+                for name, seconds in queries.items()
+                if name != "g_one_pixel_update"
+            )
+            + f" (b, d with {record['query_settings']['mc_samples']} samples, f, g with"
+            f" {record['query_settings']['completions']} images, g per sweep)"
         )
         name = "Gated PixelCNN" if variant == "gated" else "Gated PixelCNN, plain variant"
         rows.append(row(record, name, "8-bit MNIST, 9k/1k subset", text, speed))

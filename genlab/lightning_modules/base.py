@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 from torchmetrics import MeanMetric
 
+from genlab.nn.distributions import categorical_log_prob
+
 
 def check_discrete_data(
     x: Tensor,
@@ -97,3 +99,27 @@ class LikelihoodModel(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.learning_rate)
+
+
+class ImageAutoregressiveModel(LikelihoodModel):
+    """A likelihood model whose network ``self.net`` maps integer images
+    ``[B, C, H, W]`` to causal logits ``[B, C, K, H, W]``: entry ``[b, c, :, i, j]`` is
+    the distribution of subpixel ``(c, i, j)`` given every subpixel before it.
+    Subclasses set ``net``, ``image_shape`` and ``num_levels`` and implement ``sample``.
+    """
+
+    net: torch.nn.Module
+    image_shape: tuple[int, int, int]
+    num_levels: int
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``[B, C, K, H, W]``. ``x`` holds levels ``0..K-1``, as integers, or as
+        floats when gradients with respect to the image are wanted (receptive fields)."""
+        check_discrete_data(x, self.image_shape, self.num_levels, "images", allow_float=True)
+        return self.net(x)
+
+    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Exact log-likelihood of each image, in nats: the sum of every subpixel's
+        conditional log-probability."""
+        check_discrete_data(x, self.image_shape, self.num_levels, "images")
+        return categorical_log_prob(self.net(x), x, dim=2)

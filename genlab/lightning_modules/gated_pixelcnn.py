@@ -8,14 +8,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from genlab.lightning_modules.base import LikelihoodModel, check_discrete_data
-from genlab.nn.distributions import categorical_log_prob
+from genlab.lightning_modules.base import ImageAutoregressiveModel
 from genlab.nn.gated_pixelcnn import GatedPixelCNNNet, Variant
 from genlab.nn.modes import evaluating
 from genlab.nn.sampling import sample_raster
 
 
-class GatedPixelCNN(LikelihoodModel):
+class GatedPixelCNN(ImageAutoregressiveModel):
     """Gated PixelCNN over images ``[B, C, H, W]`` with ``num_levels`` values per
     subpixel (256 for 8-bit MNIST); colour channels are independent given earlier pixels.
 
@@ -68,18 +67,6 @@ class GatedPixelCNN(LikelihoodModel):
         with ``_noncausal`` appended for the ablation."""
         name = "gated_pixelcnn" + ("_plain" if self.hparams.variant == "plain" else "")
         return name + ("" if self.hparams.causal else "_noncausal")
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits ``[B, C, K, H, W]`` of each subpixel given the pixels before it; ``x``
-        holds levels as integers, or as floats when image gradients are wanted."""
-        check_discrete_data(x, self.image_shape, self.num_levels, "images", allow_float=True)
-        return self.net(x)
-
-    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        """Exact log-likelihood of each image in nats (not a likelihood at all for the
-        non-causal ablation, which is the point of it)."""
-        check_discrete_data(x, self.image_shape, self.num_levels, "images")
-        return categorical_log_prob(self.net(x), x, dim=2)
 
     def sample(
         self,

@@ -10,14 +10,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from genlab.lightning_modules.base import LikelihoodModel, check_discrete_data
-from genlab.nn.distributions import categorical_log_prob
+from genlab.lightning_modules.base import ImageAutoregressiveModel
 from genlab.nn.modes import evaluating
 from genlab.nn.pixelcnn import Architecture, ColorMode, PixelCNNNet
 from genlab.nn.sampling import sample_raster, sample_raster_with_pixel_head
 
 
-class PixelCNN(LikelihoodModel):
+class PixelCNN(ImageAutoregressiveModel):
     """PixelCNN over images ``[B, C, H, W]`` with ``num_levels`` values per subpixel.
 
     Args:
@@ -68,21 +67,6 @@ class PixelCNN(LikelihoodModel):
     def name(self) -> str:
         """Run folder name: the MADE-head variant gets its own, ``pixelcnn_made``."""
         return "pixelcnn_made" if self.hparams.color_mode == "made" else "pixelcnn"
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits ``[B, C, K, H, W]``: entry ``[b, c, :, i, j]`` is the distribution of
-        subpixel ``(c, i, j)`` given every subpixel before it.
-
-        ``x`` holds levels ``0..K-1``, as integers, or as floats when gradients with
-        respect to the image are wanted (receptive fields and other analyses).
-        """
-        check_discrete_data(x, self.image_shape, self.num_levels, "images", allow_float=True)
-        return self.net(x)
-
-    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        """Exact log-likelihood of each image, in nats."""
-        check_discrete_data(x, self.image_shape, self.num_levels, "images")
-        return categorical_log_prob(self.net(x), x, dim=2)
 
     def sample(
         self,
