@@ -67,7 +67,8 @@ def gated_pixelcnn_rows(record: dict) -> list[str]:
     rows = []
     for variant, result in record["variants"].items():
         epochs = len(result["epochs"])
-        text = f"test {result['final_test_bits_per_dim']:.3f} bits/dim after {epochs} epoch{'s' if epochs != 1 else ''}"
+        plural = "" if epochs == 1 else "s"
+        text = f"test {result['final_test_bits_per_dim']:.3f} bits/dim after {epochs} epoch{plural}"
         text += f" (tutorial: {record['tutorial_reference_bits_per_dim']} on 60k after 150)"
         queries = result["query_seconds"]
         speed = (
@@ -85,7 +86,20 @@ def gated_pixelcnn_rows(record: dict) -> list[str]:
     return rows
 
 
+def kv_cache_rows(record: dict) -> list[str]:
+    rows = []
+    for result in record["results"]:
+        text = (
+            f"batch {result['batch']}: {result['uncached_seconds']:.1f} s without cache, "
+            f"{result['cached_seconds']:.1f} s with it"
+        )
+        speed = f"**{result['speedup']:.1f}x** speed-up (one run, side by side)"
+        rows.append(row(record, "iGPT sampling, KV cache", "784 tokens (28x28)", text, speed))
+    return rows
+
+
 ROWS = {
+    "kv_cache": kv_cache_rows,
     "gated_pixelcnn": gated_pixelcnn_rows,
     "pixelcnn_quality": lambda record: [pixelcnn_quality_row(record)],
     "toy_quality": toy_quality_rows,

@@ -135,6 +135,21 @@ def test_fit_resumes_from_last_checkpoint(in_tmp):
         ("autoregressive2d/procedural", ["--data.init_args.num_samples=2000"]),
         ("made/procedural2d", ["--data.init_args.num_samples=2000"]),
         ("pixelcnn_made/colored_shapes", [*TINY, "--trainer.callbacks=[]"]),
+        (
+            "igpt/colored_shapes",
+            [
+                "--model.init_args.width=16",
+                "--model.init_args.num_layers=1",
+                "--model.init_args.warmup_steps=2",
+                "--data.init_args.image_size=12",
+                "--data.init_args.num_train=40",
+                "--data.init_args.num_test=16",
+                "--data.init_args.batch_size=16",
+                "--trainer.callbacks=[]",
+                "--trainer.callbacks+=genlab.callbacks.SamplingSpeed",
+                "--trainer.callbacks.num_samples=2",
+            ],
+        ),
     ],
 )
 def test_each_family_fits_and_tests_from_its_checkpoint(config, overrides, in_tmp):

@@ -15,9 +15,11 @@ from genlab.analysis.queries import (
     sample_top_given_bottom,
 )
 from genlab.analysis.receptive_field import input_gradient, receptive_field
+from genlab.analysis.timing import decoding_step_seconds
 
 __all__ = [
     "Estimate",
+    "decoding_step_seconds",
     "first_pixel_marginal",
     "input_gradient",
     "mean_nats_per_dim",

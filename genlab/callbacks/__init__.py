@@ -7,6 +7,7 @@ from genlab.callbacks.queries import QueryPanel
 from genlab.callbacks.receptive_field import ReceptiveField
 from genlab.callbacks.sample_grid import SampleGrid
 from genlab.callbacks.sample_writer import SampleWriter
+from genlab.callbacks.sampling_speed import SamplingSpeed
 from genlab.callbacks.training_curves import TrainingCurves
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "ReceptiveField",
     "SampleGrid",
     "SampleWriter",
+    "SamplingSpeed",
     "TrainingCurves",
 ]

@@ -4,12 +4,14 @@ from genlab.lightning_modules.autoregressive2d import Autoregressive2D
 from genlab.lightning_modules.base import LikelihoodModel
 from genlab.lightning_modules.discrete1d import Histogram, LogisticMixture
 from genlab.lightning_modules.gated_pixelcnn import GatedPixelCNN
+from genlab.lightning_modules.igpt import IGPT
 from genlab.lightning_modules.made import MADE
 from genlab.lightning_modules.pixelcnn import PixelCNN
 
 __all__ = [
     "Autoregressive2D",
     "GatedPixelCNN",
+    "IGPT",
     "Histogram",
     "LikelihoodModel",
     "LogisticMixture",

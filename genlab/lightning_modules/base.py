@@ -50,12 +50,16 @@ class LikelihoodModel(L.LightningModule):
     """
 
     name = "model"
+    dims_per_token = 1  # models whose token covers several dims also log */nats_per_token
 
     def __init__(self, learning_rate: float = 1e-3) -> None:
         super().__init__()
         self.learning_rate = learning_rate
         self.nats_per_dim = torch.nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
         self.bits_per_dim = torch.nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
+        self.nats_per_token = torch.nn.ModuleDict(
+            {stage: MeanMetric() for stage in ("val", "test")}
+        )
 
     def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         raise NotImplementedError
@@ -81,6 +85,9 @@ class LikelihoodModel(L.LightningModule):
         self.bits_per_dim[stage].update(nats / math.log(2))
         self.log(f"{stage}/nats_per_dim", self.nats_per_dim[stage], prog_bar=True)
         self.log(f"{stage}/bits_per_dim", self.bits_per_dim[stage])
+        if self.dims_per_token > 1:
+            self.nats_per_token[stage].update(nats * self.dims_per_token)
+            self.log(f"{stage}/nats_per_token", self.nats_per_token[stage])
 
     def predict_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         """Sample one image per requested index; the first index seeds the generator,

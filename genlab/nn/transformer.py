@@ -16,6 +16,7 @@ The mask of such a step is not the square lower triangle: a query at absolute po
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -223,6 +224,7 @@ class GPT(nn.Module):
         greedy: bool = False,
         use_cache: bool = True,
         generator: torch.Generator | None = None,
+        on_step: Callable[[int], None] | None = None,
     ) -> Tensor:
         """Continue ``prompt`` ``[B, t]`` (``t`` may be 0; no ``<bos>``) by
         ``max_new_tokens`` tokens; returns ``[B, t + max_new_tokens]``.
@@ -232,6 +234,7 @@ class GPT(nn.Module):
         probability reaches ``top_p``; ``greedy`` takes the likeliest token instead.
         With and without the cache the same generator gives the same tokens: the cached
         path computes the same logits, touching only the new token in every layer.
+        ``on_step(i)`` is called after token ``i`` is drawn (for timing each step).
         """
         if prompt.shape[1] + max_new_tokens > self.config.context_length:
             raise ValueError(
@@ -244,6 +247,8 @@ class GPT(nn.Module):
         for step in range(max_new_tokens):
             token = next_token(logits, temperature, top_k, top_p, greedy, generator)
             sequence = torch.cat([sequence, token[:, None]], dim=1)
+            if on_step is not None:
+                on_step(step)
             if step == max_new_tokens - 1:
                 break
             logits = (self(token[:, None], cache) if use_cache else self(sequence))[:, -1]
