@@ -93,7 +93,8 @@ def kv_cache_rows(record: dict) -> list[str]:
             f"batch {result['batch']}: {result['uncached_seconds']:.1f} s without cache, "
             f"{result['cached_seconds']:.1f} s with it"
         )
-        speed = f"**{result['speedup']:.1f}x** speed-up (one run, side by side)"
+        runs = f"median of {result['cached_runs']} cached, {result['uncached_runs']} uncached"
+        speed = f"**{result['speedup']:.1f}x** speed-up (side by side; {runs})"
         rows.append(row(record, "iGPT sampling, KV cache", "784 tokens (28x28)", text, speed))
     return rows
 
