@@ -33,7 +33,7 @@ from common import write_result  # noqa: E402
 
 from genlab.analysis import mean_nats_per_dim  # noqa: E402
 from genlab.cli import run_cli  # noqa: E402
-from genlab.datamodules import Toy1DDataModule, Toy2DDataModule  # noqa: E402
+from genlab.datamodules.toy import ToyDataModule  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [
@@ -54,31 +54,15 @@ COURSE_REFERENCE = {
 }
 
 
-def true_log_pmf(datamodule) -> np.ndarray | None:
-    """Log-probabilities of the generating distribution over its support, or None when
-    the data module has no exact distribution (shapes)."""
-    if isinstance(datamodule, Toy1DDataModule):
-        pmf = datamodule.distribution.pmf()
-    elif isinstance(datamodule, Toy2DDataModule):
-        pmf = datamodule.density
-    else:
-        return None
-    with np.errstate(divide="ignore"):
-        return np.log(pmf)
-
-
-def floor(datamodule, test: torch.Tensor) -> dict:
+def floor(datamodule: ToyDataModule, test: torch.Tensor) -> dict:
     """The exact entropy per dim, and the true distribution's NLL per dim on ``test`` with
     its standard error."""
-    log_pmf = true_log_pmf(datamodule)
-    if log_pmf is None:
-        return {}
     dims = test.shape[1]
-    pmf = np.exp(log_pmf)
-    entropy = float(-(pmf[pmf > 0] * log_pmf[pmf > 0]).sum()) / dims
+    with np.errstate(divide="ignore"):
+        log_pmf = np.log(datamodule.true_pmf())
     per_example = -log_pmf[tuple(test.T.numpy())] / dims
     return {
-        "entropy_nats_per_dim": entropy,
+        "entropy_nats_per_dim": datamodule.entropy() / dims,
         "true_distribution_test_nats_per_dim": float(per_example.mean()),
         "true_distribution_test_standard_error": float(per_example.std() / math.sqrt(len(test))),
     }
@@ -101,7 +85,7 @@ def run(config: str) -> dict:
         "course_reference_nats_per_dim": COURSE_REFERENCE.get(config),
         "run_folder": str(Path(cli.trainer.log_dir).resolve()),
     }
-    if isinstance(datamodule, (Toy1DDataModule, Toy2DDataModule)):
+    if isinstance(datamodule, ToyDataModule):
         record.update(floor(datamodule, datamodule.splits["test"]))
     print(record, flush=True)
     return record

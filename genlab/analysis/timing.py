@@ -18,10 +18,11 @@ def decoding_step_seconds(
     entry per generated token. Needs a model whose ``sample`` takes ``use_cache`` and an
     ``on_step`` callback (iGPT). Without a cache a step recomputes the whole prefix, so
     its time grows with the step index; with one it stays flat."""
+    on_gpu = next(model.parameters()).is_cuda
     stamps = [time.perf_counter()]
 
     def record(step: int) -> None:
-        if torch.cuda.is_available():
+        if on_gpu:
             torch.cuda.synchronize()
         stamps.append(time.perf_counter())
 

@@ -15,8 +15,14 @@ from genlab.datamodules.images import SeedStream, stream_rng
 TEST_FRACTION = 0.2
 
 
+def entropy_of(pmf: np.ndarray) -> float:
+    """Entropy in nats of a distribution given as an array of probabilities (any shape)."""
+    p = pmf[pmf > 0]
+    return float(-(p * np.log(p)).sum())
+
+
 class ToyDataModule(L.LightningDataModule, ABC):
-    """Subclasses implement ``draw(rng) -> LongTensor [N, ...]``; ``seed``,
+    """Subclasses implement ``draw(rng) -> LongTensor [N, ...]`` and ``true_pmf()``; ``seed``,
     ``val_fraction`` and ``batch_size`` must be among their saved hyperparameters."""
 
     def __init__(self) -> None:
@@ -26,6 +32,14 @@ class ToyDataModule(L.LightningDataModule, ABC):
     @abstractmethod
     def draw(self, rng: np.random.Generator) -> torch.Tensor:
         """Every example of the data set, drawn from ``rng``."""
+
+    @abstractmethod
+    def true_pmf(self) -> np.ndarray:
+        """The generating distribution over the support, one axis per coordinate."""
+
+    def entropy(self) -> float:
+        """Exact entropy of the generating distribution in nats: the NLL floor."""
+        return entropy_of(self.true_pmf())
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

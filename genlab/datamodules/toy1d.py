@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from genlab.datamodules.toy import ToyDataModule
+from genlab.datamodules.toy import ToyDataModule, entropy_of
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,7 @@ class Mixture1D:
 
     def entropy(self) -> float:
         """Exact entropy of the digitized distribution in nats: the NLL floor."""
-        pmf = self.pmf()
-        pmf = pmf[pmf > 0]
-        return float(-(pmf * np.log(pmf)).sum())
+        return entropy_of(self.pmf())
 
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
         """``count`` bin indices drawn from the mixture."""
@@ -123,3 +121,6 @@ class Toy1DDataModule(ToyDataModule):
 
     def draw(self, rng: np.random.Generator) -> torch.Tensor:
         return torch.from_numpy(self.distribution.sample(self.count, rng)).unsqueeze(1)
+
+    def true_pmf(self) -> np.ndarray:
+        return self.distribution.pmf()

@@ -93,10 +93,9 @@ class Toy2DDataModule(ToyDataModule):
     def name(self) -> str:
         return "procedural2d" if self.hparams.path is None else Path(self.hparams.path).stem
 
-    def entropy(self) -> float:
-        """Exact entropy of the joint in nats."""
-        p = self.density[self.density > 0]
-        return float(-(p * np.log(p)).sum())
+    def true_pmf(self) -> np.ndarray:
+        """The joint ``[d, d]``, rows x1 and columns x2."""
+        return self.density
 
     def draw(self, rng: np.random.Generator) -> torch.Tensor:
         cells = rng.choice(self.density.size, size=self.hparams.num_samples, p=self.density.ravel())

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from genlab.lightning_modules.base import LikelihoodModel, check_discrete_data
 from genlab.nn.distributions import categorical_log_prob, sample_categorical
+from genlab.nn.pixelcnn import scale_levels
 
 
 class Autoregressive2D(LikelihoodModel):
@@ -50,7 +51,7 @@ class Autoregressive2D(LikelihoodModel):
     def encode_x1(self, x1: Tensor) -> Tensor:
         if self.hparams.x1_encoding == "one_hot":
             return F.one_hot(x1, self.num_bins).float()
-        return (x1.float() * (2.0 / (self.num_bins - 1)) - 1.0).unsqueeze(1)
+        return scale_levels(x1, self.num_bins).unsqueeze(1)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``[B, 2, d]``: row 0 for ``p(x1)``, row 1 for ``p(x2 | x1)``."""

@@ -36,6 +36,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from genlab.nn.pixelcnn import scale_levels
+
 Variant = Literal["gated", "plain"]
 
 
@@ -197,7 +199,7 @@ class GatedPixelCNNNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
-        scaled = x.float() * (2.0 / (self.num_levels - 1)) - 1.0
+        scaled = scale_levels(x, self.num_levels)
         vertical, horizontal = scaled, scaled
         for layer in self.layers:
             vertical, horizontal = layer(vertical, horizontal)

@@ -39,6 +39,12 @@ ColorMode = Literal["independent", "autoregressive", "made"]
 Architecture = Literal["plain", "residual"]
 
 
+def scale_levels(x: Tensor, num_levels: int) -> Tensor:
+    """Levels ``0..K-1`` (integers, or floats for image gradients) mapped to ``[-1, 1]``,
+    the input scale of the convolutional image models."""
+    return x.float() * (2.0 / (num_levels - 1)) - 1.0
+
+
 class ResidualBlock(nn.Module):
     """Norm, then masked 1x1 to half width, kxk, 1x1 back to full width (ReLU before
     each), added to the input."""
@@ -121,7 +127,7 @@ class PixelCNNNet(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Trunk features ``[B, F, H, W]`` of integer (or float) levels ``[B, C, H, W]``."""
-        return self.trunk(x.float() * (2.0 / (self.num_levels - 1)) - 1.0)
+        return self.trunk(scale_levels(x, self.num_levels))
 
     def pixel_logits(self, pixels: Tensor, features: Tensor) -> Tensor:
         """MADE head only: logits ``[N, C, K]`` of N pixels ``[N, C]`` given their trunk

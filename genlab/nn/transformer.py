@@ -263,8 +263,8 @@ def filter_logits(logits: Tensor, top_k: int | None, top_p: float | None) -> Ten
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None:
         sorted_logits, order = logits.sort(dim=-1, descending=True)
-        before = sorted_logits.softmax(dim=-1).cumsum(dim=-1) - sorted_logits.softmax(dim=-1)
-        drop_sorted = before >= top_p
+        sorted_probs = sorted_logits.softmax(dim=-1)
+        drop_sorted = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p
         drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
