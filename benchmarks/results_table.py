@@ -99,7 +99,25 @@ def kv_cache_rows(record: dict) -> list[str]:
     return rows
 
 
+def char_gpt_row(record: dict) -> str:
+    median = record["median"]
+    config = record["config"]
+    result = (
+        f"validation loss {median['val_loss_nanogpt_positions']:.3f} nats/char over positions "
+        f"with 1..{config['characters_of_context']} characters of context "
+        f"(nanoGPT: about {record['nanogpt_reference_val_loss']}); "
+        f"{median['val_nats_per_char_all_positions']:.3f} with the no-context position"
+    )
+    speed = (
+        f"{config['steps']} steps in {median['train_seconds']:.0f} s, "
+        f"{median['train_tokens_per_second']:.0f} tokens/s (median of {len(record['runs'])} runs)"
+    )
+    data = "Tiny Shakespeare, 90/10, 4 layers x 4 heads x 128, batch 12"
+    return row(record, "Character GPT", data, result, speed)
+
+
 ROWS = {
+    "char_gpt": lambda record: [char_gpt_row(record)],
     "kv_cache": kv_cache_rows,
     "gated_pixelcnn": gated_pixelcnn_rows,
     "pixelcnn_quality": lambda record: [pixelcnn_quality_row(record)],

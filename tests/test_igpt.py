@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from genlab.analysis import decoding_step_seconds
 from genlab.lightning_modules import IGPT
-from genlab.lightning_modules.igpt import warmup_cosine
+from genlab.lightning_modules.base import warmup_cosine
 
 
 def tiny_igpt(image_shape=(1, 3, 3), num_levels=2):

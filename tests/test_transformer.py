@@ -68,13 +68,53 @@ def test_cached_and_uncached_generation_draw_the_same_tokens(options):
 def test_generation_from_an_empty_prompt_fills_the_context():
     model = tiny_gpt()
     out = model.generate(
-        torch.zeros(2, 0, dtype=torch.long), 12, generator=torch.Generator().manual_seed(0)
+        torch.zeros(2, 0, dtype=torch.long), 11, generator=torch.Generator().manual_seed(0)
     )
-    assert out.shape == (2, 12)
-    with pytest.raises(ValueError, match="context length"):
-        model.generate(torch.zeros(2, 0, dtype=torch.long), 13)
+    assert out.shape == (2, 11)
     with pytest.raises(ValueError, match="context length"):
         model(torch.zeros(1, 13, dtype=torch.long))
+
+
+@pytest.mark.parametrize("prompt_length", [0, 3, 20])
+def test_generation_past_the_context_slides_the_view_the_same_way_with_and_without_cache(
+    prompt_length,
+):
+    model = tiny_gpt()
+    prompt = tokens(3, prompt_length, seed=2)
+    runs = [
+        model.generate(prompt, 30, use_cache=use_cache, generator=torch.Generator().manual_seed(1))
+        for use_cache in (True, False)
+    ]
+    assert torch.equal(runs[0], runs[1])
+    assert runs[0].shape == (3, prompt_length + 30)
+
+
+def test_greedy_generation_past_the_context_reads_bos_and_the_newer_half():
+    model = tiny_gpt()
+    out = model.generate(torch.zeros(1, 0, dtype=torch.long), 16, greedy=True)
+    with torch.no_grad():
+        # context 12: <bos> + 11 tokens fill it; at 12 tokens the view keeps the last 5
+        after_shift = model(model.with_bos(out[:, 7:12]))[0, -1].argmax()
+        before_shift = model(model.with_bos(out[:, :11]))[0, -1].argmax()
+    assert out[0, 12] == after_shift
+    assert out[0, 11] == before_shift
+
+
+def test_generation_stops_once_every_row_drew_the_stop_token():
+    model = tiny_gpt()
+    with torch.no_grad():
+        model.head.bias[3] = 5.0  # token 3 likely, so every row draws it soon
+    out = model.generate(
+        torch.zeros(4, 0, dtype=torch.long),
+        11,
+        stop_token=3,
+        generator=torch.Generator().manual_seed(0),
+    )
+    first_stop = (out == 3).int().argmax(dim=1)
+    assert (out == 3).any(dim=1).all()
+    assert out.shape[1] == int(first_stop.max()) + 1 < 11
+    for row, stop in enumerate(first_stop.tolist()):
+        assert (out[row, stop:] == 3).all() and not (out[row, :stop] == 3).any()
 
 
 def test_explicit_attention_equals_the_fused_path_and_its_weights_are_causal():

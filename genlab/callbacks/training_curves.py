@@ -1,4 +1,4 @@
-"""Training curves: per-step train NLL and per-epoch validation NLL, in nats/dim."""
+"""Training curves: per-step train NLL and validation NLL, in nats/dim, against steps."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from genlab.callbacks.io import log_figure, tensorboard_of
 class TrainingCurves(L.Callback):
     """Records ``train/loss`` at every step and ``val/nats_per_dim`` after every
     validation, plus the validation value before any training (computed with
-    ``model.log_prob`` over the validation set), and at the end of ``fit`` draws both
-    against epochs into ``curves.png`` and TensorBoard's ``curves``.
+    ``model.batch_nats`` over the validation set), and at the end of ``fit`` draws both
+    against the optimiser step into ``curves.png`` and TensorBoard's ``curves`` (steps,
+    not epochs, so runs that validate every N steps read the same way).
     """
 
     def __init__(self, initial_validation: bool = True) -> None:
@@ -28,7 +29,7 @@ class TrainingCurves(L.Callback):
         if self.initial_validation and not self.val_points:
             value = mean_nats_per_dim(pl_module, validation_batches(trainer))
             if value is not None:
-                self.val_points.append((float(trainer.current_epoch), value))
+                self.val_points.append((float(trainer.global_step), value))
                 writer = tensorboard_of(trainer)
                 if writer is not None:
                     writer.add_scalar("val/nats_per_dim", value, global_step=trainer.global_step)
@@ -37,14 +38,13 @@ class TrainingCurves(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
     ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        epoch = trainer.current_epoch + (batch_idx + 1) / max(trainer.num_training_batches, 1)
-        self.train_points.append((epoch, float(loss)))
+        self.train_points.append((float(trainer.global_step), float(loss)))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         value = trainer.callback_metrics.get("val/nats_per_dim")
         if trainer.sanity_checking or value is None:
             return
-        self.val_points.append((trainer.current_epoch + 1.0, float(value)))
+        self.val_points.append((float(trainer.global_step), float(value)))
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run or not trainer.is_global_zero:
@@ -58,9 +58,9 @@ class TrainingCurves(L.Callback):
             steps, losses = zip(*self.train_points, strict=True)
             axes.plot(steps, losses, lw=0.8, alpha=0.7, label="train (per step)")
         if self.val_points:
-            epochs, values = zip(*self.val_points, strict=True)
-            axes.plot(epochs, values, "o-", label="validation (per epoch)")
-        axes.set_xlabel("epoch")
+            steps, values = zip(*self.val_points, strict=True)
+            axes.plot(steps, values, "o-", label="validation")
+        axes.set_xlabel("training step")
         axes.set_ylabel("negative log-likelihood (nats/dim)")
         axes.grid(alpha=0.3)
         axes.legend()

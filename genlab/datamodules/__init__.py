@@ -11,11 +11,14 @@ from genlab.datamodules.images import (
 )
 from genlab.datamodules.mnist import MNISTDataModule, load_array_file
 from genlab.datamodules.shapes import SHAPE_KINDS, ShapesDataModule, generate_shapes
+from genlab.datamodules.text import CharVocabulary, TextDataModule
 from genlab.datamodules.toy1d import PRESETS, Mixture1D, Toy1DDataModule
 from genlab.datamodules.toy2d import Toy2DDataModule, load_density, procedural_density
 
 __all__ = [
     "SHAPE_KINDS",
+    "CharVocabulary",
+    "TextDataModule",
     "ImageDataModule",
     "InMemoryImages",
     "MNISTDataModule",

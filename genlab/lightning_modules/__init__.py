@@ -2,6 +2,7 @@
 
 from genlab.lightning_modules.autoregressive2d import Autoregressive2D
 from genlab.lightning_modules.base import LikelihoodModel
+from genlab.lightning_modules.char_gpt import CharGPT
 from genlab.lightning_modules.discrete1d import Histogram, LogisticMixture
 from genlab.lightning_modules.gated_pixelcnn import GatedPixelCNN
 from genlab.lightning_modules.igpt import IGPT
@@ -10,6 +11,7 @@ from genlab.lightning_modules.pixelcnn import PixelCNN
 
 __all__ = [
     "Autoregressive2D",
+    "CharGPT",
     "GatedPixelCNN",
     "IGPT",
     "Histogram",

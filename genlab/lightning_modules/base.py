@@ -35,6 +35,30 @@ def check_discrete_data(
         raise ValueError(f"expected values in 0..{num_levels - 1}, got values in {low}..{high}")
 
 
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, floor: float = 0.0) -> float:
+    """Learning-rate factor: linear warm-up from 0 to 1 over ``warmup_steps``, then a
+    cosine decay to ``floor`` at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def warmup_cosine_schedule(
+    module: L.LightningModule,
+    optimizer: torch.optim.Optimizer,
+    warmup_steps: int,
+    floor: float = 0.0,
+) -> dict:
+    """``configure_optimizers``'s answer: ``optimizer`` stepped per batch by
+    ``warmup_cosine`` over the trainer's total number of optimiser steps."""
+    total = int(module.trainer.estimated_stepping_batches) if module._trainer else 10**6
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, warmup_steps, total, floor)
+    )
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
 def data_of(batch: Tensor | tuple | list) -> Tensor:
     """The data tensor of a batch: the batch itself, or the first item of ``(data, labels)``."""
     return batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -68,19 +92,26 @@ class LikelihoodModel(L.LightningModule):
         """Negative log-likelihood of each example divided by its number of dimensions."""
         return -self.log_prob(x) / x[0].numel()
 
+    def batch_nats(self, batch: Tensor | tuple) -> Tensor:
+        """Nats per dim of a batch as a flat tensor whose mean is the batch's figure:
+        one entry per example here; a model of variable-length sequences gives one per
+        token instead, so that means weight every dim alike."""
+        return self.nats_per_dim_of(data_of(batch))
+
     def training_step(self, batch: Tensor | tuple, batch_idx: int) -> Tensor:
-        loss = self.nats_per_dim_of(data_of(batch)).mean()
+        loss = self.batch_nats(batch).mean()
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def validation_step(self, batch: Tensor | tuple, batch_idx: int) -> None:
-        self._evaluate("val", data_of(batch))
+        self._log_nats("val", self.batch_nats(batch))
 
     def test_step(self, batch: Tensor | tuple, batch_idx: int) -> None:
-        self._evaluate("test", data_of(batch))
+        self._log_nats("test", self.batch_nats(batch))
 
-    def _evaluate(self, stage: str, x: Tensor) -> None:
-        nats = self.nats_per_dim_of(x)
+    def _log_nats(self, stage: str, nats: Tensor) -> None:
+        """Accumulate nats per dim (each entry one example, or one token for models that
+        average over tokens) into the stage's running means and log them."""
         self.nats_per_dim[stage].update(nats)
         self.bits_per_dim[stage].update(nats / math.log(2))
         self.log(f"{stage}/nats_per_dim", self.nats_per_dim[stage], prog_bar=True)

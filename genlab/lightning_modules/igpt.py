@@ -9,25 +9,19 @@ reported per subpixel (``nats_per_dim``), and per pixel under ``*/nats_per_token
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from genlab.lightning_modules.base import LikelihoodModel, check_discrete_data
+from genlab.lightning_modules.base import (
+    LikelihoodModel,
+    check_discrete_data,
+    warmup_cosine_schedule,
+)
 from genlab.nn.distributions import categorical_log_prob
 from genlab.nn.modes import evaluating
 from genlab.nn.transformer import GPT, GPTConfig
-
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
-    """Learning-rate factor: linear warm-up from 0 to 1 over ``warmup_steps``, then a
-    cosine decay to 0 at ``total_steps``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 class IGPT(LikelihoodModel):
@@ -121,8 +115,4 @@ class IGPT(LikelihoodModel):
 
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.Adam(self.parameters(), lr=self.learning_rate)
-        total = self.trainer.estimated_stepping_batches if self._trainer is not None else 10**6
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, self.hparams.warmup_steps, int(total))
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return warmup_cosine_schedule(self, optimizer, self.hparams.warmup_steps)

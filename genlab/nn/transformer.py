@@ -170,8 +170,7 @@ class GPT(nn.Module):
                 f"sequence of {end} tokens (with <bos>) exceeds the context length "
                 f"{self.config.context_length}"
             )
-        positions = torch.arange(start, end, device=tokens.device)
-        return self.token_embedding(tokens) + self.position_embedding(positions)
+        return self.token_embedding(tokens) + self.position_embedding.weight[start:end]
 
     def forward(
         self,
@@ -225,34 +224,58 @@ class GPT(nn.Module):
         use_cache: bool = True,
         generator: torch.Generator | None = None,
         on_step: Callable[[int], None] | None = None,
+        stop_token: int | None = None,
     ) -> Tensor:
-        """Continue ``prompt`` ``[B, t]`` (``t`` may be 0; no ``<bos>``) by
-        ``max_new_tokens`` tokens; returns ``[B, t + max_new_tokens]``.
+        """Continue ``prompt`` ``[B, t]`` (``t`` may be 0; no ``<bos>``) by up to
+        ``max_new_tokens`` tokens; returns ``[B, t + new]``.
 
         Each step samples from the last position's logits divided by ``temperature``,
         restricted to the ``top_k`` likeliest tokens and to the smallest set whose
         probability reaches ``top_p``; ``greedy`` takes the likeliest token instead.
         With and without the cache the same generator gives the same tokens: the cached
         path computes the same logits, touching only the new token in every layer.
-        ``on_step(i)`` is called after token ``i`` is drawn (for timing each step).
+
+        The model reads ``<bos>`` and a view of the latest tokens. When the view would
+        overflow the context, it drops its older half and the model reads the newer half
+        afresh (a prompt longer than the context starts with its last tokens in view),
+        so sequences may be longer than the context.
+        Once every row has drawn ``stop_token``, generation ends early; a row that drew it
+        earlier is padded with it. ``on_step(i)`` is called after token ``i`` (timing).
         """
-        if prompt.shape[1] + max_new_tokens > self.config.context_length:
-            raise ValueError(
-                f"a prompt of {prompt.shape[1]} tokens plus {max_new_tokens} new ones exceeds "
-                f"the context length {self.config.context_length}"
-            )
-        sequence = self.with_bos(prompt)
-        cache = self.new_cache(len(prompt)) if use_cache else None
-        logits = self(sequence, cache)[:, -1]
+        context = self.config.context_length
+        batch, length = prompt.shape
+        tokens = prompt.new_empty(batch, length + max_new_tokens)
+        tokens[:, :length] = prompt
+        view_start = max(0, length - (context - 1))
+        keep = max(1, (context - 1) // 2)
+        cache = self.new_cache(batch) if use_cache else None
+
+        def read_view() -> Tensor:
+            if cache is not None:
+                cache.length = 0
+            return self(self.with_bos(tokens[:, view_start:length]), cache)[:, -1]
+
+        logits = read_view()
+        finished = torch.zeros(batch, dtype=torch.bool, device=prompt.device)
         for step in range(max_new_tokens):
             token = next_token(logits, temperature, top_k, top_p, greedy, generator)
-            sequence = torch.cat([sequence, token[:, None]], dim=1)
+            if stop_token is not None:
+                token = token.masked_fill(finished, stop_token)
+                finished |= token == stop_token
+            tokens[:, length] = token
+            length += 1
             if on_step is not None:
                 on_step(step)
-            if step == max_new_tokens - 1:
+            if step == max_new_tokens - 1 or bool(finished.all()):
                 break
-            logits = (self(token[:, None], cache) if use_cache else self(sequence))[:, -1]
-        return sequence[:, 1:]
+            if 1 + length - view_start > context:
+                view_start = length - keep
+                logits = read_view()
+            elif cache is not None:
+                logits = self(token[:, None], cache)[:, -1]
+            else:
+                logits = read_view()
+        return tokens[:, :length]
 
 
 def filter_logits(logits: Tensor, top_k: int | None, top_p: float | None) -> Tensor:
