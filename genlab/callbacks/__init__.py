@@ -6,6 +6,7 @@ from genlab.callbacks.distribution_2d import Distribution2D
 from genlab.callbacks.metrics_file import MetricsFile
 from genlab.callbacks.queries import QueryPanel
 from genlab.callbacks.receptive_field import ReceptiveField
+from genlab.callbacks.reconstructions import Reconstructions
 from genlab.callbacks.sample_grid import SampleGrid
 from genlab.callbacks.sample_writer import SampleWriter
 from genlab.callbacks.sampling_speed import SamplingSpeed
@@ -19,6 +20,7 @@ __all__ = [
     "MetricsFile",
     "QueryPanel",
     "ReceptiveField",
+    "Reconstructions",
     "SampleGrid",
     "SampleWriter",
     "SamplingSpeed",

@@ -10,6 +10,7 @@ from genlab.datamodules.images import (
     transform_images,
 )
 from genlab.datamodules.mnist import MNISTDataModule, load_array_file
+from genlab.datamodules.multimodal import CaptionedMNISTDataModule, WordVocabulary
 from genlab.datamodules.shapes import SHAPE_KINDS, ShapesDataModule, generate_shapes
 from genlab.datamodules.text import CharVocabulary, TextDataModule
 from genlab.datamodules.toy1d import PRESETS, Mixture1D, Toy1DDataModule
@@ -17,6 +18,8 @@ from genlab.datamodules.toy2d import Toy2DDataModule, load_density, procedural_d
 
 __all__ = [
     "SHAPE_KINDS",
+    "CaptionedMNISTDataModule",
+    "WordVocabulary",
     "CharVocabulary",
     "TextDataModule",
     "ImageDataModule",

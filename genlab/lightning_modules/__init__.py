@@ -8,6 +8,7 @@ from genlab.lightning_modules.gated_pixelcnn import GatedPixelCNN
 from genlab.lightning_modules.igpt import IGPT
 from genlab.lightning_modules.made import MADE
 from genlab.lightning_modules.pixelcnn import PixelCNN
+from genlab.lightning_modules.vqvae import VQVAE
 
 __all__ = [
     "Autoregressive2D",
@@ -19,4 +20,5 @@ __all__ = [
     "LogisticMixture",
     "MADE",
     "PixelCNN",
+    "VQVAE",
 ]

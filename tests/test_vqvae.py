@@ -1,0 +1,162 @@
+"""VQ-VAE: the vector quantizer's gradients, EMA update, restarts and statistics; the
+tokenizer's encode/decode; a tiny fit through the ``genlab`` command and its reload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genlab.cli import run_cli
+from genlab.lightning_modules.base import data_of
+from genlab.lightning_modules.vqvae import VQVAE
+from genlab.nn.vq import VectorQuantizer
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_MODEL = dict(num_codes=8, code_dim=4, hidden_channels=8, num_residual_blocks=1)
+
+
+def quantizer_with(codebook: list[list[float]], **kwargs) -> VectorQuantizer:
+    """A quantizer whose codes (and, in EMA mode, EMA sums) are ``codebook``."""
+    codes = torch.tensor(codebook)
+    quantizer = VectorQuantizer(len(codes), codes.shape[1], **kwargs)
+    with torch.no_grad():
+        quantizer.codebook.copy_(codes)
+        if quantizer.ema:
+            quantizer.embed_sum.copy_(codes)
+    return quantizer
+
+
+def test_straight_through_gradient_reaches_the_encoder():
+    torch.manual_seed(0)
+    model = VQVAE(image_shape=(3, 8, 8), num_levels=4, **TINY_MODEL)
+    x = torch.randint(0, 4, (4, 3, 8, 8))
+    recon, _ = model.losses(x)
+    recon.mean().backward()
+    for parameter in model.encoder.parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+
+
+def test_ema_update_matches_a_hand_computation():
+    quantizer = quantizer_with([[0.0, 0.0], [10.0, 10.0]], ema=True, decay=0.5, eps=0.5)
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [10.0, 12.0]])
+    out = quantizer(z)
+    assert out.indices.tolist() == [0, 0, 1]
+    assert torch.equal(out.quantized, torch.tensor([[0.0, 0.0], [0.0, 0.0], [10.0, 10.0]]))
+    # sizes 0.5 * [1, 1] + 0.5 * [2, 1]; sums 0.5 * [(0,0), (10,10)] + 0.5 * [(1,1), (10,12)]
+    assert torch.allclose(quantizer.cluster_size, torch.tensor([1.5, 1.0]))
+    assert torch.allclose(quantizer.embed_sum, torch.tensor([[0.5, 0.5], [10.0, 11.0]]))
+    # Laplace smoothing, n = 2.5: (1.5 + 0.5) / 3.5 * 2.5 = 10/7 and (1 + 0.5) / 3.5 * 2.5 = 15/14
+    expected = torch.tensor([[0.5 * 7 / 10, 0.5 * 7 / 10], [10 * 14 / 15, 11 * 14 / 15]])
+    assert torch.allclose(quantizer.codebook, expected)
+    assert quantizer.codebook.grad is None and not quantizer.codebook.requires_grad
+
+
+def test_the_quantizer_changes_nothing_in_evaluation_mode():
+    quantizer = quantizer_with([[0.0, 0.0], [100.0, 100.0]], ema=True, dead_code_threshold=1.0)
+    before = {name: t.clone() for name, t in quantizer.state_dict().items()}
+    quantizer.eval()(torch.randn(5, 2))
+    for name, value in quantizer.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+@pytest.mark.parametrize("ema", [False, True])
+def test_a_code_never_chosen_is_restarted_on_an_encoder_output(ema):
+    torch.manual_seed(0)
+    quantizer = quantizer_with([[0.0, 0.0], [100.0, 100.0]], ema=ema, dead_code_threshold=1.0)
+    z = torch.randn(5, 2)
+    quantizer(z)
+    assert (quantizer.codebook[1] == z).all(dim=1).any(), "code 1 is one of the batch's vectors"
+    assert quantizer.cluster_size[1] == 1.0
+    if ema:
+        smoothed = quantizer.smoothed_cluster_size().unsqueeze(1)
+        assert torch.allclose(quantizer.embed_sum / smoothed, quantizer.codebook)
+    assert quantizer_with([[0.0, 0.0], [100.0, 100.0]], ema=ema)(z).indices.eq(0).all()
+
+
+def test_codebook_loss_moves_codes_and_commitment_loss_moves_the_encoder_by_beta():
+    torch.manual_seed(0)
+    quantizer = quantizer_with([[0.0, 0.0], [1.0, 1.0], [-1.0, 2.0]], beta=0.25)
+    z = torch.randn(6, 2, requires_grad=True)
+    out = quantizer(z)
+    out.loss.backward()
+    chosen = quantizer.codebook.detach()[out.indices]
+    assert torch.allclose(z.grad, 0.25 * 2 * (z.detach() - chosen) / z.numel())
+    expected = torch.zeros(3, 2).index_add_(0, out.indices, 2 * (chosen - z.detach()) / z.numel())
+    assert torch.allclose(quantizer.codebook.grad, expected)
+
+
+def test_perplexity_and_codes_used_match_a_hand_computation():
+    quantizer = quantizer_with([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]).eval()
+    out = quantizer(torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.9, 0.0], [0.0, 1.1]]))
+    assert out.indices.tolist() == [0, 0, 1, 2]
+    # usage (1/2, 1/4, 1/4, 0): entropy 1.5 ln 2, perplexity 2 ** 1.5
+    assert out.perplexity.item() == pytest.approx(2**1.5)
+    assert out.codes_used.item() == pytest.approx(0.75)
+
+
+def test_decode_of_encode_gives_images_like_the_data():
+    model = VQVAE(image_shape=(3, 28, 28), num_levels=4, **TINY_MODEL).eval()
+    x = torch.randint(0, 4, (2, 3, 28, 28))
+    tokens = model.encode(x)
+    assert model.token_grid == (7, 7) and model.num_codes == 8
+    assert tokens.shape == (2, 7, 7) and tokens.dtype == torch.long
+    assert tokens.min() >= 0 and tokens.max() < 8
+    images = model.decode(tokens)
+    assert images.shape == x.shape and images.dtype == x.dtype
+    assert images.min() >= 0 and images.max() <= 3
+    assert torch.equal(model.reconstruct(x), images)
+
+
+@pytest.fixture
+def digits_file(tmp_path, monkeypatch):
+    """Random 28x28 grayscale "digits" in a course-style array file; runs go to tmp."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    digits = {
+        split: rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+        for split, n in [("train", 24), ("test", 8)]
+    }
+    np.savez(tmp_path / "digits.npz", **digits)
+    return tmp_path / "digits.npz"
+
+
+def tiny_run_args(path: Path) -> list[str]:
+    return [
+        f"--config={REPO}/configs/vqvae/colored_mnist.yaml",
+        f"--data.init_args.path={path}",
+        "--data.init_args.batch_size=8",
+        *[f"--model.init_args.{name}={value}" for name, value in TINY_MODEL.items()],
+        "--trainer.accelerator=cpu",
+    ]
+
+
+def test_the_config_fits_tests_and_reloads_with_identical_tokens(digits_file):
+    args = tiny_run_args(digits_file)
+    fit = run_cli(["fit", *args, "--trainer.max_epochs=1"])
+    run = Path(fit.trainer.log_dir)
+    assert run.parts[:3] == ("runs", "vqvae", "colored_mnist")
+    assert fit.model.image_shape == (3, 28, 28) and fit.model.num_levels == 4
+    for name in ["checkpoints/best.ckpt", "checkpoints/last.ckpt", "reconstructions.png"]:
+        assert (run / name).is_file(), name
+    assert fit.trainer.checkpoint_callback.monitor == "val/recon_nats_per_dim"
+    assert "val/codebook_perplexity" in fit.trainer.callback_metrics
+
+    last = run / "checkpoints" / "last.ckpt"
+    run_cli(["test", *args, f"--ckpt_path={last}"])
+    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert metrics["test/recon_nats_per_dim"] > 0
+    assert 0 < metrics["test/codes_used"] <= 1
+
+    restored = VQVAE.load_from_checkpoint(last).eval()
+    x = data_of(next(iter(fit.datamodule.test_dataloader())))
+    assert torch.equal(restored.encode(x), fit.model.eval().encode(x))
+
+
+def test_a_dry_run_draws_no_reconstructions(digits_file):
+    fit = run_cli(["fit", *tiny_run_args(digits_file), "--trainer.fast_dev_run=true"])
+    assert fit.trainer.global_step == 1
+    assert not list(digits_file.parent.rglob("*.png"))
