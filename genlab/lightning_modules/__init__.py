@@ -8,6 +8,7 @@ from genlab.lightning_modules.gated_pixelcnn import GatedPixelCNN
 from genlab.lightning_modules.igpt import IGPT
 from genlab.lightning_modules.made import MADE
 from genlab.lightning_modules.pixelcnn import PixelCNN
+from genlab.lightning_modules.vq_prior import VQPrior
 from genlab.lightning_modules.vqvae import VQVAE
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     "LogisticMixture",
     "MADE",
     "PixelCNN",
+    "VQPrior",
     "VQVAE",
 ]

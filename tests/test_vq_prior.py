@@ -1,0 +1,157 @@
+"""Token prior over a VQ-VAE: the token cache beside the checkpoint, exact likelihoods,
+cached against uncached sampling, a tiny fit through the ``genlab`` command and its reload."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genlab.cli import run_cli
+from genlab.lightning_modules import VQVAE, VQPrior
+from genlab.lightning_modules.vq_prior import token_cache, token_cache_path
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_VQVAE = dict(num_codes=8, code_dim=4, hidden_channels=8, num_residual_blocks=1)
+TINY_PRIOR = dict(width=16, num_heads=2, num_layers=1)
+
+
+@pytest.fixture(scope="module")
+def vqvae_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A course-style array file of random 28x28 "digits" and the last checkpoint of a
+    tiny VQ-VAE fitted on it for one epoch (run folders under a temporary directory)."""
+    folder = tmp_path_factory.mktemp("vq_prior")
+    rng = np.random.default_rng(0)
+    digits = {
+        split: rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+        for split, n in [("train", 24), ("test", 8)]
+    }
+    np.savez(folder / "digits.npz", **digits)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        fit = run_cli(
+            [
+                "fit",
+                f"--config={REPO}/configs/vqvae/colored_mnist.yaml",
+                f"--data.init_args.path={folder / 'digits.npz'}",
+                "--data.init_args.batch_size=8",
+                *[f"--model.init_args.{name}={value}" for name, value in TINY_VQVAE.items()],
+                "--trainer.accelerator=cpu",
+                "--trainer.max_epochs=1",
+                "--trainer.callbacks=[]",
+            ]
+        )
+    return folder / "digits.npz", folder / fit.trainer.log_dir / "checkpoints" / "last.ckpt"
+
+
+def tiny_prior(ckpt: Path) -> VQPrior:
+    torch.manual_seed(0)
+    return VQPrior(str(ckpt), **TINY_PRIOR).eval()
+
+
+def test_cached_tokens_are_the_encoder_tokens_and_are_computed_once(vqvae_run, monkeypatch):
+    _, ckpt = vqvae_run
+    vqvae = VQVAE.load_from_checkpoint(ckpt).eval()
+    images = torch.randint(0, 4, (5, 3, 28, 28), generator=torch.Generator().manual_seed(1))
+    path = token_cache_path(ckpt, images)
+    assert path.parent == ckpt.parent and path.name.startswith(f"{ckpt.name}.tokens.")
+    assert token_cache_path(ckpt, images[:4]) != path, "another data set, another file"
+
+    tokens = token_cache(vqvae, images, ckpt, batch_size=2)
+    assert path.is_file()
+    assert tokens.dtype == torch.long and torch.equal(tokens, vqvae.encode(images))
+
+    def fail(images):
+        raise AssertionError("encode called although the tokens are cached")
+
+    monkeypatch.setattr(vqvae, "encode", fail)
+    assert torch.equal(token_cache(vqvae, images, ckpt), tokens)
+
+
+def test_the_vqvae_is_frozen_and_the_metrics_count_subpixels_per_token(vqvae_run):
+    _, ckpt = vqvae_run
+    prior = tiny_prior(ckpt).train()
+    assert not prior.vqvae.training and prior.gpt.training
+    assert not any(p.requires_grad for p in prior.vqvae.parameters())
+    assert prior.dims_per_token == 3 * 28 * 28 // 49 and prior.num_tokens == 49
+    assert prior.gpt.config.vocab_size == 8 and prior.gpt.config.context_length == 50
+    optimized = prior.configure_optimizers()["optimizer"].param_groups[0]["params"]
+    assert {id(p) for p in optimized} == {id(p) for p in prior.gpt.parameters()}
+    with pytest.raises(ValueError, match="num_levels"):
+        VQPrior(str(ckpt), num_levels=2)
+
+
+def test_log_prob_is_the_sum_of_next_token_log_softmaxes(vqvae_run):
+    _, ckpt = vqvae_run
+    prior = tiny_prior(ckpt)
+    images = torch.randint(0, 4, (3, 3, 28, 28), generator=torch.Generator().manual_seed(2))
+    tokens = prior.vqvae.encode(images).flatten(1)
+    with torch.no_grad():
+        logits = prior(tokens.view(3, 7, 7))
+        log_prob = prior.log_prob(images)
+    for b in range(3):
+        by_hand = 0.0
+        for t in range(49):
+            weights = [math.exp(v) for v in logits[b, t].tolist()]
+            by_hand += math.log(weights[int(tokens[b, t])] / sum(weights))
+        assert log_prob[b].item() == pytest.approx(by_hand, abs=1e-4)
+    nats_per_dim = prior.batch_nats((images, torch.zeros(3)))
+    assert torch.allclose(nats_per_dim, -log_prob / (3 * 28 * 28))
+
+
+def test_cached_and_uncached_sampling_give_identical_images(vqvae_run):
+    _, ckpt = vqvae_run
+    prior = tiny_prior(ckpt)
+    cached = prior.sample(4, generator=torch.Generator().manual_seed(3), use_cache=True)
+    uncached = prior.sample(4, generator=torch.Generator().manual_seed(3), use_cache=False)
+    assert torch.equal(cached, uncached)
+    tokens = prior.sample_tokens(4, generator=torch.Generator().manual_seed(3))
+    assert tokens.shape == (4, 7, 7) and tokens.dtype == torch.long
+    assert torch.equal(prior.vqvae.decode(tokens), cached)
+
+
+def test_the_config_fits_and_reloads_into_a_sampler_without_the_vqvae_file(
+    vqvae_run, tmp_path, monkeypatch
+):
+    digits, ckpt = vqvae_run
+    monkeypatch.chdir(tmp_path)
+    fit = run_cli(
+        [
+            "fit",
+            f"--config={REPO}/configs/vq_prior/colored_mnist.yaml",
+            f"--model.init_args.vqvae_checkpoint={ckpt}",
+            f"--data.init_args.path={digits}",
+            "--data.init_args.batch_size=8",
+            *[f"--model.init_args.{name}={value}" for name, value in TINY_PRIOR.items()],
+            "--trainer.accelerator=cpu",
+            "--trainer.max_epochs=1",
+            "--trainer.callbacks=[]",
+        ]
+    )
+    run = Path(fit.trainer.log_dir)
+    assert run.parts[:3] == ("runs", "vq_prior", "colored_mnist")
+    metrics = fit.trainer.callback_metrics
+    per_token, per_dim = metrics["val/nats_per_token"], metrics["val/nats_per_dim"]
+    assert per_token.item() == pytest.approx(48 * per_dim.item(), rel=1e-5)
+    datamodule = fit.datamodule
+    for split in (datamodule.train_set, datamodule.val_set):
+        assert token_cache_path(ckpt, split.images).is_file()
+    images, _ = next(iter(datamodule.train_dataloader()))
+    expected = fit.model.vqvae.encode(images)
+    monkeypatch.setattr(fit.model.vqvae, "encode", None)  # batches are looked up, not encoded
+    assert torch.equal(fit.model.tokens_of(images), expected)
+
+    moved = ckpt.with_name("moved.ckpt")
+    ckpt.rename(moved)
+    try:
+        restored = VQPrior.load_from_checkpoint(run / "checkpoints" / "last.ckpt").eval()
+    finally:
+        moved.rename(ckpt)
+    for name, value in fit.model.state_dict().items():
+        assert torch.equal(restored.state_dict()[name], value), name
+    samples = restored.sample(3, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (3, 3, 28, 28) and samples.dtype == torch.long
+    assert samples.min() >= 0 and samples.max() <= 3
