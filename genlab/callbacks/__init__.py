@@ -4,6 +4,7 @@ from genlab.callbacks.attention_maps import AttentionMaps
 from genlab.callbacks.distribution_1d import Distribution1D
 from genlab.callbacks.distribution_2d import Distribution2D
 from genlab.callbacks.metrics_file import MetricsFile
+from genlab.callbacks.multimodal_grid import MultimodalGrid
 from genlab.callbacks.queries import QueryPanel
 from genlab.callbacks.receptive_field import ReceptiveField
 from genlab.callbacks.reconstructions import Reconstructions
@@ -18,6 +19,7 @@ __all__ = [
     "Distribution1D",
     "Distribution2D",
     "MetricsFile",
+    "MultimodalGrid",
     "QueryPanel",
     "ReceptiveField",
     "Reconstructions",

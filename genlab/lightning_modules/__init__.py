@@ -7,6 +7,7 @@ from genlab.lightning_modules.discrete1d import Histogram, LogisticMixture
 from genlab.lightning_modules.gated_pixelcnn import GatedPixelCNN
 from genlab.lightning_modules.igpt import IGPT
 from genlab.lightning_modules.made import MADE
+from genlab.lightning_modules.multimodal import Multimodal
 from genlab.lightning_modules.pixelcnn import PixelCNN
 from genlab.lightning_modules.vq_prior import VQPrior
 from genlab.lightning_modules.vqvae import VQVAE
@@ -20,6 +21,7 @@ __all__ = [
     "LikelihoodModel",
     "LogisticMixture",
     "MADE",
+    "Multimodal",
     "PixelCNN",
     "VQPrior",
     "VQVAE",

@@ -91,6 +91,48 @@ def constructor_arguments(hparams: dict) -> dict:
     return {name: value for name, value in hparams.items() if name in accepted}
 
 
+def check_vqvae_data(
+    vqvae: VQVAE, image_shape: tuple | None, num_levels: int | None, ckpt_path: str
+) -> None:
+    """Stop unless the data's images (``image_shape`` and ``num_levels`` linked from the
+    data module; None: not known) are the kind the VQ-VAE of ``ckpt_path`` was trained on."""
+    if image_shape is not None and tuple(image_shape) != vqvae.image_shape:
+        raise ValueError(
+            f"data image_shape {tuple(image_shape)} differs from the VQ-VAE's "
+            f"{vqvae.image_shape} ({ckpt_path})"
+        )
+    if num_levels is not None and num_levels != vqvae.num_levels:
+        raise ValueError(
+            f"data num_levels {num_levels} differs from the VQ-VAE's {vqvae.num_levels} "
+            f"({ckpt_path})"
+        )
+
+
+def split_tokens(
+    vqvae: VQVAE, datamodule: object, names: tuple[str, ...], ckpt_path: str | Path
+) -> dict[bytes, Tensor]:
+    """Token grids of the images of the data module's splits ``names`` (those it has),
+    keyed by ``image_key``: read from, or encoded once into, the caches beside
+    ``ckpt_path``."""
+    cached: dict[bytes, Tensor] = {}
+    for name in names:
+        dataset = getattr(datamodule, name, None)
+        if dataset is None:
+            continue
+        tokens = token_cache(vqvae, dataset.images, ckpt_path)
+        cached.update(zip(map(image_key, dataset.images), tokens, strict=True))
+    return cached
+
+
+def lookup_tokens(vqvae: VQVAE, cached: dict[bytes, Tensor], images: Tensor) -> Tensor:
+    """Token grids ``[B, h, w]`` of integer images: the ``cached`` ones when every image
+    is there, else the VQ-VAE's ``encode``."""
+    keys = [image_key(image) for image in images.cpu()] if cached else []
+    if keys and all(key in cached for key in keys):
+        return torch.stack([cached[key] for key in keys]).to(images.device)
+    return vqvae.encode(images)
+
+
 class VQPrior(LikelihoodModel):
     """A GPT over the ``h*w`` tokens of a frozen VQ-VAE's code grid (vocabulary: its
     codes; context ``h*w + 1`` with ``<bos>``).
@@ -138,7 +180,7 @@ class VQPrior(LikelihoodModel):
         self.vqvae = vqvae.eval().requires_grad_(False)
         self.image_shape = self.vqvae.image_shape
         self.num_levels = self.vqvae.num_levels
-        self._check_data(image_shape, num_levels)
+        check_vqvae_data(self.vqvae, image_shape, num_levels, vqvae_checkpoint)
         height, width_tokens = self.vqvae.token_grid
         self.num_tokens = height * width_tokens
         self.dims_per_token = math.prod(self.image_shape) // self.num_tokens
@@ -152,19 +194,6 @@ class VQPrior(LikelihoodModel):
         )
         self.gpt = GPT(config)
         self._cached_tokens: dict[bytes, Tensor] = {}
-
-    def _check_data(self, image_shape: tuple | None, num_levels: int | None) -> None:
-        """Stop unless the data's images are the ones the VQ-VAE was trained on."""
-        if image_shape is not None and tuple(image_shape) != self.image_shape:
-            raise ValueError(
-                f"data image_shape {tuple(image_shape)} differs from the VQ-VAE's "
-                f"{self.image_shape} ({self.hparams.vqvae_checkpoint})"
-            )
-        if num_levels is not None and num_levels != self.num_levels:
-            raise ValueError(
-                f"data num_levels {num_levels} differs from the VQ-VAE's {self.num_levels} "
-                f"({self.hparams.vqvae_checkpoint})"
-            )
 
     def train(self, mode: bool = True) -> VQPrior:
         """Train mode for the GPT only: the frozen VQ-VAE stays in eval mode."""
@@ -181,20 +210,14 @@ class VQPrior(LikelihoodModel):
     def _cache_splits(self, names: tuple[str, ...]) -> None:
         """Load (or encode once and save) the tokens of the data module's splits."""
         datamodule = getattr(self.trainer, "datamodule", None)
-        for name in names:
-            dataset = getattr(datamodule, name, None)
-            if dataset is None:
-                continue
-            tokens = token_cache(self.vqvae, dataset.images, self.hparams.vqvae_checkpoint)
-            self._cached_tokens.update(zip(map(image_key, dataset.images), tokens, strict=True))
+        self._cached_tokens.update(
+            split_tokens(self.vqvae, datamodule, names, self.hparams.vqvae_checkpoint)
+        )
 
     def tokens_of(self, images: Tensor) -> Tensor:
         """Token grids ``[B, h, w]`` of integer images: cached ones when every image is in
         the cache, else the VQ-VAE's ``encode``."""
-        keys = [image_key(image) for image in images.cpu()] if self._cached_tokens else []
-        if keys and all(key in self._cached_tokens for key in keys):
-            return torch.stack([self._cached_tokens[key] for key in keys]).to(images.device)
-        return self.vqvae.encode(images)
+        return lookup_tokens(self.vqvae, self._cached_tokens, images)
 
     def forward(self, tokens: Tensor) -> Tensor:
         """Next-token logits ``[B, h*w, num_codes]`` of token grids ``[B, h, w]``: row

@@ -1,0 +1,197 @@
+"""Multimodal GPT over captions and VQ tokens: sequence assembly and padding, samples
+that are well formed by masking alone, the conditioning layout, a fit and its reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genlab.cli import run_cli
+from genlab.datamodules.multimodal import PAD, WordVocabulary
+from genlab.lightning_modules import Multimodal
+from genlab.lightning_modules.multimodal import JointVocabulary, assemble_sequences
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_VQVAE = dict(num_codes=8, code_dim=4, hidden_channels=8, num_residual_blocks=1)
+TINY_GPT = dict(width=16, num_heads=2, num_layers=1)
+CAPTIONS = ["red seven on blue", "dark red one on white", "light blue two on dark gray"]
+
+
+@pytest.fixture(scope="module")
+def vqvae_run(tmp_path_factory) -> tuple[Path, Path]:
+    """An array file of random 28x28 digits with labels, and the last checkpoint of a
+    tiny VQ-VAE fitted on it for one epoch."""
+    folder = tmp_path_factory.mktemp("multimodal")
+    rng = np.random.default_rng(0)
+    contents = {}
+    for split, count in (("train", 24), ("test", 8)):
+        contents[split] = rng.integers(0, 256, (count, 28, 28, 1), dtype=np.uint8)
+        contents[f"{split}_labels"] = rng.integers(0, 10, count)
+    np.savez(folder / "digits.npz", **contents)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        fit = run_cli(
+            [
+                "fit",
+                f"--config={REPO}/configs/vqvae/colored_mnist.yaml",
+                f"--data.init_args.path={folder / 'digits.npz'}",
+                "--data.init_args.batch_size=8",
+                *[f"--model.init_args.{name}={value}" for name, value in TINY_VQVAE.items()],
+                "--trainer.accelerator=cpu",
+                "--trainer.max_epochs=1",
+                "--trainer.callbacks=[]",
+            ]
+        )
+    return folder / "digits.npz", folder / fit.trainer.log_dir / "checkpoints" / "last.ckpt"
+
+
+def untrained(ckpt: Path) -> Multimodal:
+    """An untrained tiny model: any structure in its samples comes from the masks."""
+    torch.manual_seed(0)
+    return Multimodal(str(ckpt), **TINY_GPT).eval()
+
+
+def segments(sequence: torch.Tensor, joint: JointVocabulary) -> list[tuple[list[int], int]]:
+    """The two (tokens, end token) parts of a sampled sequence; only filler after them."""
+    tokens, parts = sequence.tolist(), []
+    for _ in range(2):
+        end = next(i for i, t in enumerate(tokens) if t in (joint.end_of_text, joint.end_of_image))
+        parts.append((tokens[:end], tokens[end]))
+        tokens = tokens[end + 1 :]
+    assert all(t == joint.end_of_image for t in tokens), "only <end of image> filler after"
+    return parts
+
+
+def assert_well_formed(sequence: torch.Tensor, joint: JointVocabulary, max_words: int) -> None:
+    """One caption (1..max_words words, <end of text>) and one image (49 codes,
+    <end of image>), in either order."""
+    parts = segments(sequence, joint)
+    assert {end for _, end in parts} == {joint.end_of_text, joint.end_of_image}
+    for tokens, end in parts:
+        if end == joint.end_of_image:
+            assert len(tokens) == 49
+            assert all(joint.num_words <= t < joint.end_of_text for t in tokens)
+        else:
+            assert 1 <= len(tokens) <= max_words
+            assert all(0 <= t < joint.num_words for t in tokens)
+
+
+def test_sequences_hold_bos_the_drawn_order_and_end_tokens_with_padding_masked(vqvae_run):
+    joint = JointVocabulary(num_words=22, num_codes=8)  # <eot> 30, <eoi> 31, <bos> 32
+    captions = torch.tensor([[1, 10, 2, 5, PAD, PAD], [4, 10, 11, 12, 13, PAD]])
+    codes = torch.tensor([[[0, 1], [2, 3]], [[7, 6], [5, 4]]])
+    inputs, targets = assemble_sequences(joint, captions, codes, torch.tensor([True, False]), 32)
+    text_first = [32, 1, 10, 2, 5, 30, 22, 23, 24, 25, 31]
+    image_first = [32, 29, 28, 27, 26, 31, 4, 10, 11, 12, 13, 30]
+    assert inputs.tolist() == [text_first, image_first[:-1]]
+    assert targets.tolist() == [text_first[1:] + [PAD], image_first[1:]]
+
+    model = untrained(vqvae_run[1])
+    images = torch.randint(0, 4, (3, 3, 28, 28), generator=torch.Generator().manual_seed(1))
+    word_ids = WordVocabulary().encode_padded(CAPTIONS)
+    assert model.orders(3).tolist() == [True, False, True], "evaluation: parity"
+    with torch.no_grad():
+        nats = model.batch_nats((images, torch.zeros(3), word_ids))
+        assert len(nats) == (4 + 1 + 49 + 1) + (5 + 1 + 49 + 1) + (6 + 1 + 49 + 1)
+        alone = [  # padding of the batch changes no example's figure
+            model.log_prob(images[i : i + 1], word_ids[i : i + 1], model.orders(3)[i : i + 1])
+            for i in range(3)
+        ]
+    assert torch.allclose(
+        -torch.cat(alone), torch.stack([c.sum() for c in nats.split([55, 56, 57])])
+    )
+    torch.manual_seed(0)
+    drawn = model.train().orders(1000)
+    model.eval()
+    assert 400 < int(drawn.sum()) < 600, "training: a fair coin per example"
+
+
+@pytest.mark.parametrize(
+    "bias",
+    [{"end_of_text": 30.0, "end_of_image": 30.0}, {"end_of_text": -30.0}],
+    ids=["ends-favoured", "end-of-text-shunned"],
+)
+def test_every_sample_is_well_formed_in_all_three_modes(vqvae_run, bias):
+    model = untrained(vqvae_run[1])
+    joint, max_words = model.joint, model.hparams.max_caption_words
+    with torch.no_grad():  # push the untrained model towards malformed sequences
+        for name, value in bias.items():
+            model.gpt.head.bias[getattr(joint, name)] += value
+    generator = torch.Generator().manual_seed(0)
+    empty = torch.zeros(8, 0, dtype=torch.long)
+    unconditional = model.continue_sequences(empty, generator=generator)
+    prompts = [joint.text_tokens(model.words.encode(text)) for text in CAPTIONS]
+    from_captions = model.complete(prompts, generator=generator)
+    images = torch.randint(0, 4, (3, 3, 28, 28), generator=torch.Generator().manual_seed(2))
+    image_prompts = torch.stack([joint.image_tokens(grid) for grid in model.tokens_of(images)])
+    from_images = model.continue_sequences(image_prompts, generator=generator)
+    for sequence in [*unconditional, *from_captions, *from_images]:
+        assert_well_formed(sequence, joint, max_words)
+    conditioned = zip([*prompts, *image_prompts], [*from_captions, *from_images], strict=True)
+    for prompt, sequence in conditioned:
+        assert torch.equal(sequence[: len(prompt)], prompt)
+    assert {joint.is_word(s[0]).item() for s in unconditional} == {True, False}, "both orders"
+    if bias["end_of_text"] < 0:  # a caption that never chooses to end stops at max_words
+        for sequence in [*unconditional, *from_images]:
+            words = [part for part, end in segments(sequence, joint) if end == joint.end_of_text]
+            assert len(words[0]) == max_words
+
+    generated = model.caption_to_image(CAPTIONS, generator=generator)
+    assert generated.shape == (3, 3, 28, 28) and generated.dtype == torch.long
+    assert generated.min() >= 0 and generated.max() <= 3
+    for text in model.image_to_caption(images, generator=generator):
+        assert 1 <= len(text.split()) <= max_words
+        assert model.words.decode(model.words.encode(text)) == text
+    for text, image in model.unconditional(4, generator=generator):
+        assert isinstance(text, str) and image.shape == (3, 28, 28)
+
+
+def test_caption_to_image_conditions_at_the_training_positions(vqvae_run):
+    model = untrained(vqvae_run[1])
+    joint = model.joint
+    prompts = [joint.text_tokens(model.words.encode(text)) for text in CAPTIONS]
+    batched = model.complete(prompts, greedy=True)
+    for prompt, sequence in zip(prompts, batched, strict=True):
+        alone = model.continue_sequences(prompt[None], greedy=True)[0]
+        assert torch.equal(sequence, alone), "no padding or neighbour changes a sample"
+        with torch.no_grad():  # one uncached pass over <bos> caption <eot> image
+            logits = model.gpt(model.gpt.with_bos(sequence[None]))[0]
+        start = len(prompt)
+        codes = logits[start : start + 49, joint.num_words : joint.end_of_text]
+        assert torch.equal(sequence[start : start + 49], codes.argmax(dim=1) + joint.num_words)
+        assert sequence[start + 49].item() == joint.end_of_image
+
+
+def test_the_config_fits_draws_the_grids_and_reloads_into_a_sampler(
+    vqvae_run, tmp_path, monkeypatch
+):
+    digits, ckpt = vqvae_run
+    monkeypatch.chdir(tmp_path)
+    fit = run_cli(
+        [
+            "fit",
+            f"--config={REPO}/configs/multimodal/captioned_mnist.yaml",
+            f"--model.init_args.vqvae_checkpoint={ckpt}",
+            f"--data.init_args.path={digits}",
+            "--data.init_args.batch_size=8",
+            *[f"--model.init_args.{name}={value}" for name, value in TINY_GPT.items()],
+            "--trainer.accelerator=cpu",
+            "--trainer.max_epochs=1",
+        ]
+    )
+    run = Path(fit.trainer.log_dir)
+    assert run.parts[:3] == ("runs", "multimodal", "captioned_mnist")
+    assert torch.isfinite(fit.trainer.callback_metrics["val/nats_per_token"])
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    for mode in ("caption_to_image", "image_to_caption", "unconditional"):
+        assert (run / f"multimodal_{mode}.png").stat().st_size > 0
+
+    restored = Multimodal.load_from_checkpoint(run / "checkpoints" / "last.ckpt").eval()
+    for name, value in fit.model.state_dict().items():
+        assert torch.equal(restored.state_dict()[name], value), name
+    samples = restored.sample(2, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (2, 3, 28, 28) and samples.dtype == torch.long
+    assert len(restored.image_to_caption(samples)) == 2
