@@ -106,10 +106,13 @@ class IGPT(LikelihoodModel):
         """Exact ancestral samples, one pixel per step. ``use_cache`` keeps every layer's
         keys and values; with or without it the same generator gives the same images.
         ``on_step(i)`` is called after pixel ``i`` (for timing)."""
-        empty = torch.zeros(num_samples, 0, dtype=torch.long, device=self.device)
         with evaluating(self):
-            tokens = self.gpt.generate(
-                empty, self.num_tokens, use_cache=use_cache, generator=generator, on_step=on_step
+            tokens = self.gpt.generate_from_bos(
+                num_samples,
+                self.num_tokens,
+                use_cache=use_cache,
+                generator=generator,
+                on_step=on_step,
             )
         return self.to_images(tokens)
 

@@ -243,10 +243,13 @@ class VQPrior(LikelihoodModel):
     ) -> Tensor:
         """Ancestral samples of token grids ``[num_samples, h, w]``, one token per step;
         with or without the KV cache the same generator gives the same tokens."""
-        empty = torch.zeros(num_samples, 0, dtype=torch.long, device=self.device)
         with evaluating(self):
-            tokens = self.gpt.generate(
-                empty, self.num_tokens, use_cache=use_cache, generator=generator, on_step=on_step
+            tokens = self.gpt.generate_from_bos(
+                num_samples,
+                self.num_tokens,
+                use_cache=use_cache,
+                generator=generator,
+                on_step=on_step,
             )
         return tokens.view(num_samples, *self.vqvae.token_grid)
 

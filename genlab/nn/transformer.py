@@ -212,6 +212,11 @@ class GPT(nn.Module):
         bos = torch.full((len(tokens), 1), self.bos, dtype=torch.long, device=tokens.device)
         return torch.cat([bos, tokens], dim=1)
 
+    def generate_from_bos(self, num_samples: int, length: int, **options) -> Tensor:
+        """``generate`` from ``<bos>`` alone: ``[num_samples, length]`` tokens."""
+        empty = torch.zeros(num_samples, 0, dtype=torch.long, device=self.head.weight.device)
+        return self.generate(empty, length, **options)
+
     @torch.no_grad()
     def generate(
         self,
