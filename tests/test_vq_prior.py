@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -15,36 +14,7 @@ from genlab.lightning_modules import VQVAE, VQPrior
 from genlab.lightning_modules.vq_prior import token_cache, token_cache_path
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_VQVAE = dict(num_codes=8, code_dim=4, hidden_channels=8, num_residual_blocks=1)
 TINY_PRIOR = dict(width=16, num_heads=2, num_layers=1)
-
-
-@pytest.fixture(scope="module")
-def vqvae_run(tmp_path_factory) -> tuple[Path, Path]:
-    """A course-style array file of random 28x28 "digits" and the last checkpoint of a
-    tiny VQ-VAE fitted on it for one epoch (run folders under a temporary directory)."""
-    folder = tmp_path_factory.mktemp("vq_prior")
-    rng = np.random.default_rng(0)
-    digits = {
-        split: rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
-        for split, n in [("train", 24), ("test", 8)]
-    }
-    np.savez(folder / "digits.npz", **digits)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        fit = run_cli(
-            [
-                "fit",
-                f"--config={REPO}/configs/vqvae/colored_mnist.yaml",
-                f"--data.init_args.path={folder / 'digits.npz'}",
-                "--data.init_args.batch_size=8",
-                *[f"--model.init_args.{name}={value}" for name, value in TINY_VQVAE.items()],
-                "--trainer.accelerator=cpu",
-                "--trainer.max_epochs=1",
-                "--trainer.callbacks=[]",
-            ]
-        )
-    return folder / "digits.npz", folder / fit.trainer.log_dir / "checkpoints" / "last.ckpt"
 
 
 def tiny_prior(ckpt: Path) -> VQPrior:

@@ -45,15 +45,8 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pad_sequence
 
 from genlab.datamodules.multimodal import MAX_CAPTION_WORDS, PAD, WordVocabulary
-from genlab.lightning_modules.base import LikelihoodModel, warmup_cosine_schedule
-from genlab.lightning_modules.vq_prior import (
-    CACHED_SPLITS,
-    check_vqvae_data,
-    lookup_tokens,
-    split_tokens,
-    vqvae_of_checkpoint,
-)
-from genlab.lightning_modules.vqvae import VQVAE
+from genlab.lightning_modules.base import warmup_cosine_schedule
+from genlab.lightning_modules.vq_prior import FrozenVQVAEModel
 from genlab.nn.modes import evaluating
 from genlab.nn.transformer import GPT, GPTConfig, next_token
 
@@ -165,7 +158,7 @@ class StructureMask:
         self.image_done |= tokens == self.joint.end_of_image
 
 
-class Multimodal(LikelihoodModel):
+class Multimodal(FrozenVQVAEModel):
     """A GPT over joint caption-and-image sequences of a frozen VQ-VAE's tokens (see the
     module docstring for the vocabulary, the sequences and the metrics).
 
@@ -210,13 +203,7 @@ class Multimodal(LikelihoodModel):
             raise ValueError(
                 f"max_caption_words must be at least {MAX_CAPTION_WORDS}, got {max_caption_words}"
             )
-        if vqvae_hparams is None:
-            vqvae, self.hparams.vqvae_hparams = vqvae_of_checkpoint(vqvae_checkpoint)
-        else:  # reloading: the VQ-VAE's weights are in this module's state dict
-            vqvae = VQVAE(**vqvae_hparams)
-        self.vqvae = vqvae.eval().requires_grad_(False)
-        check_vqvae_data(self.vqvae, image_shape, num_levels, vqvae_checkpoint)
-        self.image_shape, self.num_levels = self.vqvae.image_shape, self.vqvae.num_levels
+        self.attach_vqvae(vqvae_checkpoint, vqvae_hparams, image_shape, num_levels)
         self.words = WordVocabulary()
         self.joint = JointVocabulary(self.words.size, self.vqvae.num_codes)
         self.image_length = math.prod(self.vqvae.token_grid)
@@ -229,30 +216,6 @@ class Multimodal(LikelihoodModel):
             dropout=dropout,
         )
         self.gpt = GPT(config)
-        self._cached_tokens: dict[bytes, Tensor] = {}
-
-    def train(self, mode: bool = True) -> Multimodal:
-        """Train mode for the GPT only: the frozen VQ-VAE stays in eval mode."""
-        super().train(mode)
-        self.vqvae.eval()
-        return self
-
-    def on_fit_start(self) -> None:
-        self._cache_splits(CACHED_SPLITS["fit"])
-
-    def on_test_start(self) -> None:
-        self._cache_splits(CACHED_SPLITS["test"])
-
-    def _cache_splits(self, names: tuple[str, ...]) -> None:
-        """Load (or encode once and save) the tokens of the data module's splits."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        self._cached_tokens.update(
-            split_tokens(self.vqvae, datamodule, names, self.hparams.vqvae_checkpoint)
-        )
-
-    def tokens_of(self, images: Tensor) -> Tensor:
-        """Token grids ``[B, h, w]`` of integer images (cached ones when possible)."""
-        return lookup_tokens(self.vqvae, self._cached_tokens, images)
 
     def orders(self, batch_size: int) -> Tensor:
         """Which rows put the text first: a fair coin per row in training, even rows

@@ -133,7 +133,63 @@ def lookup_tokens(vqvae: VQVAE, cached: dict[bytes, Tensor], images: Tensor) -> 
     return vqvae.encode(images)
 
 
-class VQPrior(LikelihoodModel):
+class FrozenVQVAEModel(LikelihoodModel):
+    """A likelihood model over the tokens of a frozen, trained VQ-VAE.
+
+    ``attach_vqvae`` loads the VQ-VAE from its checkpoint (or, when a checkpoint of this
+    model is reloaded, rebuilds it from ``vqvae_hparams``, its weights coming back with
+    this model's state dict), so a checkpoint of this model is self-contained. The
+    VQ-VAE stays in eval mode with ``requires_grad`` off; each split's tokens are
+    encoded once, cached beside the VQ-VAE checkpoint, and looked up by ``tokens_of``.
+    Subclasses call ``save_hyperparameters()`` with ``vqvae_checkpoint`` and
+    ``vqvae_hparams`` among their arguments, then ``attach_vqvae``.
+    """
+
+    def attach_vqvae(
+        self,
+        vqvae_checkpoint: str,
+        vqvae_hparams: dict | None,
+        image_shape: tuple | None,
+        num_levels: int | None,
+    ) -> None:
+        """Load and freeze the VQ-VAE, check it against the data's ``image_shape`` and
+        ``num_levels``, and take its image shape and levels as this model's."""
+        if vqvae_hparams is None:
+            vqvae, self.hparams.vqvae_hparams = vqvae_of_checkpoint(vqvae_checkpoint)
+        else:  # reloading this model: the VQ-VAE's weights are in its state dict
+            vqvae = VQVAE(**vqvae_hparams)
+        self.vqvae = vqvae.eval().requires_grad_(False)
+        check_vqvae_data(self.vqvae, image_shape, num_levels, vqvae_checkpoint)
+        self.image_shape = self.vqvae.image_shape
+        self.num_levels = self.vqvae.num_levels
+        self._cached_tokens: dict[bytes, Tensor] = {}
+
+    def train(self, mode: bool = True) -> FrozenVQVAEModel:
+        """Train mode for everything but the frozen VQ-VAE, which stays in eval mode."""
+        super().train(mode)
+        self.vqvae.eval()
+        return self
+
+    def on_fit_start(self) -> None:
+        self._cache_splits(CACHED_SPLITS["fit"])
+
+    def on_test_start(self) -> None:
+        self._cache_splits(CACHED_SPLITS["test"])
+
+    def _cache_splits(self, names: tuple[str, ...]) -> None:
+        """Load (or encode once and save) the tokens of the data module's splits."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self._cached_tokens.update(
+            split_tokens(self.vqvae, datamodule, names, self.hparams.vqvae_checkpoint)
+        )
+
+    def tokens_of(self, images: Tensor) -> Tensor:
+        """Token grids ``[B, h, w]`` of integer images: cached ones when every image is in
+        the cache, else the VQ-VAE's ``encode``."""
+        return lookup_tokens(self.vqvae, self._cached_tokens, images)
+
+
+class VQPrior(FrozenVQVAEModel):
     """A GPT over the ``h*w`` tokens of a frozen VQ-VAE's code grid (vocabulary: its
     codes; context ``h*w + 1`` with ``<bos>``).
 
@@ -173,14 +229,7 @@ class VQPrior(LikelihoodModel):
     ) -> None:
         super().__init__(learning_rate)
         self.save_hyperparameters()
-        if vqvae_hparams is None:
-            vqvae, self.hparams.vqvae_hparams = vqvae_of_checkpoint(vqvae_checkpoint)
-        else:  # reloading the prior: the VQ-VAE's weights are in the prior's state dict
-            vqvae = VQVAE(**vqvae_hparams)
-        self.vqvae = vqvae.eval().requires_grad_(False)
-        self.image_shape = self.vqvae.image_shape
-        self.num_levels = self.vqvae.num_levels
-        check_vqvae_data(self.vqvae, image_shape, num_levels, vqvae_checkpoint)
+        self.attach_vqvae(vqvae_checkpoint, vqvae_hparams, image_shape, num_levels)
         height, width_tokens = self.vqvae.token_grid
         self.num_tokens = height * width_tokens
         self.dims_per_token = math.prod(self.image_shape) // self.num_tokens
@@ -193,31 +242,6 @@ class VQPrior(LikelihoodModel):
             dropout=dropout,
         )
         self.gpt = GPT(config)
-        self._cached_tokens: dict[bytes, Tensor] = {}
-
-    def train(self, mode: bool = True) -> VQPrior:
-        """Train mode for the GPT only: the frozen VQ-VAE stays in eval mode."""
-        super().train(mode)
-        self.vqvae.eval()
-        return self
-
-    def on_fit_start(self) -> None:
-        self._cache_splits(CACHED_SPLITS["fit"])
-
-    def on_test_start(self) -> None:
-        self._cache_splits(CACHED_SPLITS["test"])
-
-    def _cache_splits(self, names: tuple[str, ...]) -> None:
-        """Load (or encode once and save) the tokens of the data module's splits."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        self._cached_tokens.update(
-            split_tokens(self.vqvae, datamodule, names, self.hparams.vqvae_checkpoint)
-        )
-
-    def tokens_of(self, images: Tensor) -> Tensor:
-        """Token grids ``[B, h, w]`` of integer images: cached ones when every image is in
-        the cache, else the VQ-VAE's ``encode``."""
-        return lookup_tokens(self.vqvae, self._cached_tokens, images)
 
     def forward(self, tokens: Tensor) -> Tensor:
         """Next-token logits ``[B, h*w, num_codes]`` of token grids ``[B, h, w]``: row
