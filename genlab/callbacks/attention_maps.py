@@ -12,9 +12,10 @@ from genlab.analysis import (
     token_labels,
 )
 from genlab.callbacks.io import log_figure
+from genlab.callbacks.periodic import EveryNValidations
 
 
-class AttentionMaps(L.Callback):
+class AttentionMaps(EveryNValidations):
     """At the end of ``fit``, and after every ``every_n_validations``-th validation when
     that is positive, reads ``<bos>`` + ``prompt`` and draws two pictures:
 
@@ -40,7 +41,7 @@ class AttentionMaps(L.Callback):
         layer: int | None = None,
         every_n_validations: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(every_n_validations)
         if not prompt:
             raise ValueError("the attention prompt is empty; give at least one character")
         if not -(len(prompt) + 1) <= query_position <= len(prompt):
@@ -51,8 +52,6 @@ class AttentionMaps(L.Callback):
         self.prompt = prompt
         self.query_position = query_position
         self.layer = layer
-        self.every_n_validations = every_n_validations
-        self.validations = 0
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         pl_module.encode(self.prompt)
@@ -65,16 +64,6 @@ class AttentionMaps(L.Callback):
                 f"the attention prompt has {len(self.prompt)} characters, but the context "
                 f"holds {context - 1} after <bos>; shorten it"
             )
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.every_n_validations <= 0:
-            return
-        self.validations += 1
-        if self.validations % self.every_n_validations == 0:
-            self.draw(trainer, pl_module)
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.draw(trainer, pl_module)
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run or not trainer.is_global_zero:

@@ -6,10 +6,11 @@ import lightning as L
 import torch
 
 from genlab.callbacks.io import run_dir, tensorboard_of
+from genlab.callbacks.periodic import EveryNValidations
 from genlab.callbacks.sample_writer import format_texts
 
 
-class TextSamples(L.Callback):
+class TextSamples(EveryNValidations):
     """After every ``every_n_validations``-th validation and at the end of ``fit``,
     draws ``num_samples`` texts of up to ``max_new_tokens`` characters after ``prompt``
     and logs them to TensorBoard (``samples``, text tab) and appends them, headed by the
@@ -29,27 +30,15 @@ class TextSamples(L.Callback):
         every_n_validations: int = 1,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(every_n_validations)
         self.num_samples = num_samples
         self.max_new_tokens = max_new_tokens
         self.prompt = prompt
         self.temperature = temperature
         self.top_k = top_k
-        self.every_n_validations = every_n_validations
         self.seed = seed
-        self.validations = 0
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.every_n_validations <= 0:
-            return
-        self.validations += 1
-        if self.validations % self.every_n_validations == 0:
-            self.write(trainer, pl_module)
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.write(trainer, pl_module)
-
-    def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run or not trainer.is_global_zero:
             return
         texts = pl_module.sample_text(
