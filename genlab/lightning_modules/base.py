@@ -88,15 +88,13 @@ class LikelihoodModel(L.LightningModule):
     def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
-    def nats_per_dim_of(self, x: Tensor) -> Tensor:
-        """Negative log-likelihood of each example divided by its number of dimensions."""
-        return -self.log_prob(x) / x[0].numel()
-
     def batch_nats(self, batch: Tensor | tuple) -> Tensor:
         """Nats per dim of a batch as a flat tensor whose mean is the batch's figure:
-        one entry per example here; a model of variable-length sequences gives one per
-        token instead, so that means weight every dim alike."""
-        return self.nats_per_dim_of(data_of(batch))
+        here each example's negative log-likelihood over its number of dimensions; a
+        model of variable-length sequences gives one entry per token instead, so that
+        means weight every dim alike."""
+        x = data_of(batch)
+        return -self.log_prob(x) / x[0].numel()
 
     def training_step(self, batch: Tensor | tuple, batch_idx: int) -> Tensor:
         loss = self.batch_nats(batch).mean()
