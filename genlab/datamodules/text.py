@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -71,6 +72,11 @@ class CharVocabulary:
         """The sorted characters of ``text``."""
         return cls("".join(sorted(set(text))))
 
+    @cached_property
+    def ids(self) -> dict[str, int]:
+        """Each character's token id, built once per vocabulary."""
+        return {char: i for i, char in enumerate(self.characters)}
+
     @property
     def eos(self) -> int:
         return len(self.characters)
@@ -87,9 +93,8 @@ class CharVocabulary:
     def encode(self, text: str, source: str = "text") -> Tensor:
         """Token ids ``[len(text)]``. A character outside the vocabulary stops with its
         line and column in ``source``."""
-        index = {char: i for i, char in enumerate(self.characters)}
         try:
-            return torch.tensor([index[char] for char in text], dtype=torch.long)
+            return torch.tensor([self.ids[char] for char in text], dtype=torch.long)
         except KeyError as error:
             unknown = error.args[0]
             position = text.index(unknown)
