@@ -40,3 +40,17 @@ def vqvae_run(tmp_path_factory) -> tuple[Path, Path]:
             ]
         )
     return folder / "digits.npz", folder / fit.trainer.log_dir / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture
+def digits_file(tmp_path, monkeypatch):
+    """Random 28x28 grayscale "digits" with labels in a course-style array file; runs
+    go to tmp."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    contents = {}
+    for split, count in (("train", 24), ("test", 8)):
+        contents[split] = rng.integers(0, 256, (count, 28, 28, 1), dtype=np.uint8)
+        contents[f"{split}_labels"] = rng.integers(0, 10, count)
+    np.savez(tmp_path / "digits.npz", **contents)
+    return tmp_path / "digits.npz"

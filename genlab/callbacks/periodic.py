@@ -28,3 +28,43 @@ class EveryNValidations(L.Callback):
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         raise NotImplementedError
+
+
+class EveryNEpochs(L.Callback):
+    """Calls ``draw(trainer, pl_module, filename)`` with ``{picture}/epoch_NNN.png``
+    after every ``every_n_epochs``-th validation (never when it is 0 or less, nor after
+    the last epoch, which ``fit``'s end covers), with ``{picture}/epoch_000.png`` before
+    training when ``at_train_start``, and with ``{picture}.png`` at the end of ``fit``.
+    NNN counts the epochs trained, so a series of pictures shows the model improving.
+    Nothing is drawn in dry runs (``fast_dev_run``) or on processes other than rank 0."""
+
+    picture = "picture"
+
+    def __init__(self, every_n_epochs: int, at_train_start: bool) -> None:
+        super().__init__()
+        self.every_n_epochs = every_n_epochs
+        self.at_train_start = at_train_start
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.at_train_start and trainer.current_epoch == 0:
+            self.draw_if_rank_zero(trainer, pl_module, f"{self.picture}/epoch_000.png")
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self.every_n_epochs <= 0:
+            return
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every_n_epochs == 0 and epoch < trainer.max_epochs:
+            filename = f"{self.picture}/epoch_{epoch:03d}.png"
+            self.draw_if_rank_zero(trainer, pl_module, filename)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.draw_if_rank_zero(trainer, pl_module, f"{self.picture}.png")
+
+    def draw_if_rank_zero(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, filename: str
+    ) -> None:
+        if not trainer.fast_dev_run and trainer.is_global_zero:
+            self.draw(trainer, pl_module, filename)
+
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, filename: str) -> None:
+        raise NotImplementedError

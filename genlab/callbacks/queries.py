@@ -25,10 +25,11 @@ from genlab.analysis import (
     sample_top_given_bottom,
 )
 from genlab.callbacks.io import images_to_grid, log_figure
+from genlab.callbacks.periodic import EveryNEpochs
 from genlab.lightning_modules.base import data_of
 
 
-class QueryPanel(L.Callback):
+class QueryPanel(EveryNEpochs):
     """One row per conditioning image (the first ``num_images`` of the data module's test
     split, or of its validation split): the image with its middle pixel ``m`` outlined,
     bar plots over the K values of
@@ -59,12 +60,11 @@ class QueryPanel(L.Callback):
         every_n_epochs: int = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(every_n_epochs, at_train_start=False)
         self.num_images = num_images
         self.num_samples = num_samples
         self.num_completions = num_completions
         self.num_sweeps = num_sweeps
-        self.every_n_epochs = every_n_epochs
         self.seed = seed
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -75,19 +75,9 @@ class QueryPanel(L.Callback):
                 f"this model has C={channels}"
             )
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.every_n_epochs <= 0:
-            return
-        epoch = trainer.current_epoch + 1
-        if epoch % self.every_n_epochs == 0 and epoch < trainer.max_epochs:
-            self.draw(trainer, pl_module, f"queries/epoch_{epoch:03d}.png")
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.draw(trainer, pl_module, "queries.png")
+    picture = "queries"
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, filename: str) -> None:
-        if trainer.fast_dev_run or not trainer.is_global_zero:
-            return
         images = conditioning_images(trainer.datamodule, self.num_images)
         if images is None:
             rank_zero_warn("QueryPanel: the data module has no test or validation images")

@@ -8,11 +8,12 @@ import lightning as L
 import torch
 
 from genlab.callbacks.io import images_to_grid, log_image_grid
+from genlab.callbacks.periodic import EveryNEpochs
 from genlab.callbacks.training_curves import validation_batches
 from genlab.lightning_modules.base import data_of
 
 
-class Reconstructions(L.Callback):
+class Reconstructions(EveryNEpochs):
     """The first ``num_images`` validation images and their reconstructions, in pairs
     of rows (``nrow`` originals above their ``nrow`` reconstructions; whole rows only),
     after every ``every_n_epochs``-th validation and at the end of ``fit``. Logs
@@ -22,25 +23,14 @@ class Reconstructions(L.Callback):
     Needs a model with ``reconstruct(images)`` and ``num_levels``.
     """
 
+    picture = "reconstructions"
+
     def __init__(self, num_images: int = 50, nrow: int = 10, every_n_epochs: int = 1) -> None:
-        super().__init__()
+        super().__init__(every_n_epochs, at_train_start=False)
         self.num_images = num_images
         self.nrow = nrow
-        self.every_n_epochs = every_n_epochs
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.every_n_epochs <= 0:
-            return
-        epoch = trainer.current_epoch + 1
-        if epoch % self.every_n_epochs == 0 and epoch < trainer.max_epochs:
-            self.draw(trainer, pl_module, f"reconstructions/epoch_{epoch:03d}.png")
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.draw(trainer, pl_module, "reconstructions.png")
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, filename: str) -> None:
-        if trainer.fast_dev_run or not trainer.is_global_zero:
-            return
         originals = first_images(validation_batches(trainer), self.num_images)
         nrow = min(self.nrow, len(originals))
         originals = originals[: len(originals) // nrow * nrow]
