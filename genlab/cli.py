@@ -37,7 +37,14 @@ def run_folder_of(ckpt_path: str | None) -> Path | None:
     return path.parent.parent if path.parent.name == "checkpoints" else None
 
 
-DATA_PROPERTIES = ("image_shape", "num_levels", "num_bins", "vocabulary", "context_length")
+DATA_PROPERTIES = (
+    "image_shape",
+    "num_levels",
+    "num_bins",
+    "vocabulary",
+    "context_length",
+    "num_classes",
+)
 
 
 def accepted_links(class_type: type, links: dict[str, Any]) -> dict[str, Any]:
