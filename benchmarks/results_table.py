@@ -116,12 +116,116 @@ def char_gpt_row(record: dict) -> str:
     return row(record, "Character GPT", data, result, speed)
 
 
+def vq_multimodal_rows(record: dict) -> list[str]:
+    data = "coloured MNIST (4 levels), 9k/1k subset (`mnist_10k.npz`)"
+    vqvae, prior, multimodal = record["vqvae"], record["prior"], record["multimodal"]
+    grounding = record["grounding"]
+    tokens = (
+        f"test reconstruction {vqvae['test_recon_nats_per_dim']:.3f} nats/dim, "
+        f"{100 * vqvae['test_subpixels_right']:.1f}% of subpixels right; "
+        f"{100 * vqvae['test_codes_used']:.0f}% of {vqvae['num_codes']} codes in use, "
+        f"perplexity {vqvae['test_codebook_perplexity']:.0f}"
+    )
+    prior_text = (
+        f"test {prior['test_nats_per_token']:.3f} nats/token "
+        f"(course: {prior['course_reference_nats_per_token']} with its own tokenizer on 60k)"
+    )
+    drawn, read = grounding["caption_to_image"], grounding["image_to_caption_sampled"]
+    ceiling = grounding["judges_on_test_reconstructions"]
+    multimodal_text = (
+        f"test {multimodal['test_nats_per_token']:.3f} nats/token; caption to image: "
+        f"{percent(drawn['digit'])} asked digit, {percent(drawn['all_three'])} digit and both "
+        f"colours (judges on VQ reconstructions: {percent(ceiling['digit'])}, "
+        f"{percent(ceiling['all_three'])}); image to caption (sampled): "
+        f"{percent(read['digit'])} true digit, {percent(read['all_three'])} all three"
+    )
+    untimed = " (a quality benchmark, not timed alone)"
+    return [
+        row(record, "VQ-VAE tokenizer", data, tokens, epochs_and_seconds(vqvae) + untimed),
+        row(record, "VQ token prior", data, prior_text, epochs_and_seconds(prior) + untimed),
+        row(
+            record,
+            "Multimodal GPT",
+            data,
+            multimodal_text,
+            epochs_and_seconds(multimodal) + untimed,
+        ),
+    ]
+
+
+def percent(fraction: float) -> str:
+    return f"{100 * fraction:.1f}%"
+
+
+def epochs_and_seconds(stage: dict) -> str:
+    return f"{stage['epochs']} epochs, {stage['train_seconds']:.0f} s of training"
+
+
+def latent_rows(record: dict) -> list[str]:
+    data = "4-bit MNIST, 9k/1k subset (`mnist_10k.npz`)"
+    rows = []
+    for vae in record["vae"]:
+        result = (
+            f"z = {vae['latent_dim']}: test negative ELBO "
+            f"{vae['test_bits_per_dim']:.3f} bits/dim (reconstruction "
+            f"{vae['test_recon_nats_per_dim']:.3f} + KL {vae['test_kl_nats_per_dim']:.3f} "
+            f"nats/dim); importance-weighted (k = {vae['iw_samples']}) "
+            f"{vae['test_iw_bits_per_dim']:.3f} bits/dim"
+        )
+        rows.append(row(record, "VAE", data, result, epochs_and_seconds(vae)))
+    for aae in record["aae"]:
+        result = (
+            f"{aae['encoder']} encoder, z = {aae['latent_dim']}, lambda "
+            f"{aae['reconstruction_weight']}: test reconstruction "
+            f"{aae['test_recon_nats_per_dim']:.3f} nats/dim; MMD^2 of test codes to the prior "
+            f"{aae['test_codes_vs_prior_mmd2']:.4f} (prior vs prior "
+            f"{aae['prior_vs_prior_mmd2']:.4f})"
+        )
+        rows.append(row(record, "Adversarial autoencoder", data, result, epochs_and_seconds(aae)))
+    return rows
+
+
+def diffusion_rows(record: dict) -> list[str]:
+    rows = []
+    for dataset in record["datasets"]:
+        by_setting = {(s["sampler"], s["steps"]): s for s in dataset["samplers"]}
+        floor = dataset["floor"]
+        shown = [("ddim", 1), ("ddim", 10), ("ddim", 100), ("ddpm", 100), ("ddpm", 500)]
+        result = "; ".join(
+            f"{sampler.upper()} T={steps}: MMD^2 {by_setting[sampler, steps]['mmd2']:.4f}, "
+            f"SW2 {by_setting[sampler, steps]['sliced_w2']:.3f}"
+            for sampler, steps in shown
+        )
+        result += (
+            f" (data vs data: {floor['mmd2']:.4f}, {floor['sliced_w2']:.3f}); test "
+            f"{dataset['test_nats_per_dim']:.3f} nats/dim"
+        )
+        if "log_prob_mean_abs_error" in dataset:
+            result += (
+                f"; ODE log-density off the exact one by {dataset['log_prob_mean_abs_error']:.3f}"
+                f" nats/point on average (ELBO {dataset['elbo_mean']:.3f}, exact "
+                f"{dataset['exact_mean_log_prob']:.3f})"
+            )
+        speed = (
+            f"1,000 samples: DDIM T=10 {by_setting['ddim', 10]['seconds_per_1000']:.3f} s, "
+            f"T=100 {by_setting['ddim', 100]['seconds_per_1000']:.2f} s (median of "
+            f"{record['settings']['timing_repeats']}); trained {dataset['train_steps']} steps in "
+            f"{dataset['fit_seconds']:.0f} s"
+        )
+        name = f"Diffusion, {dataset['dataset'].replace('_', ' ')}"
+        rows.append(row(record, name, f"2D points, {dataset['schedule']}", result, speed))
+    return rows
+
+
 ROWS = {
     "char_gpt": lambda record: [char_gpt_row(record)],
     "kv_cache": kv_cache_rows,
     "gated_pixelcnn": gated_pixelcnn_rows,
     "pixelcnn_quality": lambda record: [pixelcnn_quality_row(record)],
     "toy_quality": toy_quality_rows,
+    "vq_multimodal": vq_multimodal_rows,
+    "latent": latent_rows,
+    "diffusion": diffusion_rows,
 }
 
 

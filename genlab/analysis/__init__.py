@@ -8,6 +8,18 @@ from genlab.analysis.attention import (
     plot_attention_on_text,
     token_labels,
 )
+from genlab.analysis.diffusion import (
+    SteeringResult,
+    plot_classes,
+    plot_forward_trajectory,
+    plot_log_probs,
+    plot_reverse_trajectories,
+    plot_sample_seeds,
+    plot_samples_by_steps,
+    plot_schedules,
+    plot_steering,
+    steer,
+)
 from genlab.analysis.inversion import (
     InversionResult,
     InversionStep,
@@ -37,6 +49,7 @@ __all__ = [
     "InversionResult",
     "InversionStep",
     "SentenceScore",
+    "SteeringResult",
     "TokenScore",
     "attention_from",
     "attention_maps",
@@ -53,6 +66,14 @@ __all__ = [
     "middle_pixel",
     "middle_pixel_marginal",
     "pixel_given_all_others",
+    "plot_classes",
+    "plot_forward_trajectory",
+    "plot_log_probs",
+    "plot_reverse_trajectories",
+    "plot_sample_seeds",
+    "plot_samples_by_steps",
+    "plot_schedules",
+    "plot_steering",
     "plot_attention_heatmaps",
     "plot_attention_on_text",
     "receptive_field",
@@ -60,5 +81,6 @@ __all__ = [
     "sample_in_raster_order",
     "sample_top_given_bottom",
     "sentence_log_prob",
+    "steer",
     "token_labels",
 ]

@@ -11,6 +11,7 @@ from genlab.datamodules.images import (
 )
 from genlab.datamodules.mnist import MNISTDataModule, load_array_file
 from genlab.datamodules.multimodal import CaptionedMNISTDataModule, WordVocabulary
+from genlab.datamodules.points import DATASETS, PointsDataModule
 from genlab.datamodules.shapes import SHAPE_KINDS, ShapesDataModule, generate_shapes
 from genlab.datamodules.text import CharVocabulary, TextDataModule
 from genlab.datamodules.toy1d import PRESETS, Mixture1D, Toy1DDataModule
@@ -25,6 +26,8 @@ __all__ = [
     "ImageDataModule",
     "InMemoryImages",
     "MNISTDataModule",
+    "PointsDataModule",
+    "DATASETS",
     "Mixture1D",
     "PRESETS",
     "ShapesDataModule",
