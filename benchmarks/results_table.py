@@ -139,18 +139,28 @@ def vq_multimodal_rows(record: dict) -> list[str]:
         f"{percent(ceiling['all_three'])}); image to caption (sampled): "
         f"{percent(read['digit'])} true digit, {percent(read['all_three'])} all three"
     )
-    untimed = " (a quality benchmark, not timed alone)"
-    return [
-        row(record, "VQ-VAE tokenizer", data, tokens, epochs_and_seconds(vqvae) + untimed),
-        row(record, "VQ token prior", data, prior_text, epochs_and_seconds(prior) + untimed),
+    # the fixed-colour run predates the "recolor" key and shared the machine with others
+    untimed = "" if "recolor" in record else " (not timed alone)"
+    colours = "recoloured" if record.get("recolor", False) else "fixed colours"
+    rows = [
         row(
             record,
-            "Multimodal GPT",
+            f"VQ token prior ({colours})",
+            data,
+            prior_text,
+            epochs_and_seconds(prior) + untimed,
+        ),
+        row(
+            record,
+            f"Multimodal GPT ({colours})",
             data,
             multimodal_text,
             epochs_and_seconds(multimodal) + untimed,
         ),
     ]
+    if record.get("recolor", False):
+        rows.insert(0, row(record, "VQ-VAE tokenizer", data, tokens, epochs_and_seconds(vqvae)))
+    return rows
 
 
 def percent(fraction: float) -> str:

@@ -222,3 +222,28 @@ def test_array_file_without_labels_is_refused_by_name(tmp_path):
     datamodule = CaptionedMNISTDataModule(path=str(path), val_fraction=0.25)
     with pytest.raises(ValueError, match="unlabelled.npz: captions need a digit label"):
         datamodule.setup("fit")
+
+
+def test_recolored_training_batches_are_repainted_and_recaptioned_at_every_draw(digits_file):
+    path, _ = digits_file
+    plain = CaptionedMNISTDataModule(path=path, val_fraction=0.3, seed=3)
+    recolored = CaptionedMNISTDataModule(path=path, val_fraction=0.3, seed=3, recolor=True)
+    for datamodule in (plain, recolored):
+        datamodule.setup("fit")
+    assert torch.equal(recolored.val_set.images, plain.val_set.images), "validation stays fixed"
+    indices = list(range(len(plain.train_set)))
+    draws = [recolored.train_set.__getitems__(indices) for _ in range(2)]
+    for images, labels, captions in draws:
+        assert torch.equal(labels, plain.train_set.labels)
+        for image, label, ids, stroke in zip(
+            images, labels, captions, plain.train_set.strokes[:, 0], strict=True
+        ):
+            foreground = single_color(image[:, stroke])
+            background = single_color(image[:, ~stroke])
+            assert parse_caption(recolored.vocabulary.decode(ids)) == CaptionParts(
+                int(label), color_name(foreground, 4), color_name(background, 4)
+            )
+    assert not torch.equal(draws[0][0], draws[1][0]), "every draw paints new colours"
+    again = CaptionedMNISTDataModule(path=path, val_fraction=0.3, seed=3, recolor=True)
+    again.setup("fit")
+    assert torch.equal(again.train_set.__getitems__(indices)[0], draws[0][0]), "seeded"

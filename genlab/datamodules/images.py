@@ -34,6 +34,7 @@ class SeedStream(IntEnum):
     TRAIN_COLORS = 3
     TEST_COLORS = 4
     VALIDATION_SPLIT = 5
+    TRAIN_RECOLORS = 6
 
 
 def stream_rng(seed: int, stream: SeedStream) -> np.random.Generator:

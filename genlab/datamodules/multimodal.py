@@ -40,8 +40,15 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset, get_worker_info
 
-from genlab.datamodules.images import InMemoryImages, SeedStream, check_num_levels, draw_color_pairs
+from genlab.datamodules.images import (
+    InMemoryImages,
+    SeedStream,
+    binarize,
+    check_num_levels,
+    draw_color_pairs,
+)
 from genlab.datamodules.mnist import MNISTDataModule, RawSplit
 from genlab.datamodules.text import IGNORE
 
@@ -190,15 +197,22 @@ class WordVocabulary:
 
 
 class CaptionedImages(InMemoryImages):
-    """Labelled images with a caption each: word ids long [N, MAX_CAPTION_WORDS]."""
+    """Labelled images with a caption each: word ids long [N, MAX_CAPTION_WORDS], and
+    optionally the digit masks (bool [N, 1, H, W], True on the stroke) they were painted
+    from, which recolouring needs."""
 
-    def __init__(self, images: Tensor, labels: Tensor, captions: Tensor) -> None:
+    def __init__(
+        self, images: Tensor, labels: Tensor, captions: Tensor, strokes: Tensor | None = None
+    ) -> None:
         super().__init__(images, labels)
         if captions.dtype != torch.long or captions.shape[0] != len(images):
             raise ValueError(
                 f"captions must be long [{len(images)}, L], got {captions.dtype} {captions.shape}"
             )
+        if strokes is not None and strokes.shape != (len(images), 1, *images.shape[2:]):
+            raise ValueError(f"strokes must be [N, 1, H, W] masks, got {tuple(strokes.shape)}")
         self.captions = captions
+        self.strokes = strokes
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
         return self.images[index].long(), self.labels[index], self.captions[index]
@@ -209,7 +223,64 @@ class CaptionedImages(InMemoryImages):
 
     def select(self, indices: np.ndarray) -> CaptionedImages:
         batch = torch.from_numpy(np.asarray(indices, dtype=np.int64))
-        return CaptionedImages(self.images[batch], self.labels[batch], self.captions[batch])
+        strokes = None if self.strokes is None else self.strokes[batch]
+        return CaptionedImages(
+            self.images[batch], self.labels[batch], self.captions[batch], strokes
+        )
+
+
+class RecoloredCaptions(Dataset):
+    """The digits of a `CaptionedImages` (with `strokes`), painted with a fresh random
+    colour pair and captioned anew every time a batch is drawn.
+
+    Coloured MNIST gives almost every training digit its own colour pair, so a model
+    of colour-entangled tokens sees each digit shape in one colouring only; drawing new
+    colours per batch shows it every shape in many. Colours of the k-th batch a process
+    draws come from `[seed, TRAIN_RECOLORS, worker, k]`, so runs with the same seed,
+    shuffling and number of workers see the same colours. `images`, `labels` and
+    `captions` are those of the fixed colouring, for whoever reads the split as a whole.
+    """
+
+    def __init__(
+        self, base: CaptionedImages, num_levels: int, seed: int, vocabulary: WordVocabulary
+    ) -> None:
+        if base.strokes is None:
+            raise ValueError("recolouring needs the digit masks (CaptionedImages.strokes)")
+        self.base, self.num_levels, self.seed, self.vocabulary = base, num_levels, seed, vocabulary
+        self.images, self.labels, self.captions = base.images, base.labels, base.captions
+        self.batches_drawn = 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+        images, labels, captions = self.__getitems__([index])
+        return images[0], labels[0], captions[0]
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+        batch = torch.as_tensor(indices, dtype=torch.long)
+        background, foreground = draw_color_pairs(
+            self.num_levels, self.next_seed(), np.arange(len(batch))
+        )
+        strokes = self.base.strokes[batch]
+        images = torch.where(
+            strokes,
+            torch.from_numpy(foreground)[:, :, None, None],
+            torch.from_numpy(background)[:, :, None, None],
+        )
+        labels = self.base.labels[batch]
+        texts = [
+            caption(label, fore, back, self.num_levels)
+            for label, fore, back in zip(labels.tolist(), foreground, background, strict=True)
+        ]
+        return images.long(), labels, self.vocabulary.encode_padded(texts)
+
+    def next_seed(self) -> list[int]:
+        """The colour seed of the next batch of this process (worker 0: the main one)."""
+        worker = get_worker_info()
+        worker_id = 0 if worker is None else worker.id + 1
+        self.batches_drawn += 1
+        return [self.seed, int(SeedStream.TRAIN_RECOLORS), worker_id, self.batches_drawn]
 
 
 class CaptionedMNISTDataModule(MNISTDataModule):
@@ -224,6 +295,9 @@ class CaptionedMNISTDataModule(MNISTDataModule):
     Args:
         root, download, path: Where the digits come from, as for `MNISTDataModule`.
         num_levels: Levels per colour channel, K (K^3 colours).
+        recolor: Paint the training digits with new random colours (and caption them
+            anew) every time a batch is drawn, see `RecoloredCaptions`; validation and
+            test keep their fixed colours.
         **kwargs: `ImageDataModule` arguments (batch_size, val_fraction, seed, ...).
     """
 
@@ -233,11 +307,13 @@ class CaptionedMNISTDataModule(MNISTDataModule):
         download: bool = True,
         path: str | None = None,
         num_levels: int = 4,
+        recolor: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(
             root=root, download=download, path=path, num_levels=num_levels, colored=True, **kwargs
         )
+        self.recolor = recolor
         self._vocabulary = WordVocabulary()
 
     @property
@@ -267,6 +343,15 @@ class CaptionedMNISTDataModule(MNISTDataModule):
             caption(label, fore, back, self.num_levels)
             for label, fore, back in zip(raw.labels, foreground, background, strict=True)
         ]
+        strokes = torch.from_numpy(binarize(raw.images)).permute(0, 3, 1, 2).bool()
         return CaptionedImages(
-            painted.images, painted.labels, self._vocabulary.encode_padded(texts)
+            painted.images, painted.labels, self._vocabulary.encode_padded(texts), strokes
         )
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the splits; with `recolor`, the training split repaints every batch."""
+        super().setup(stage)
+        if self.recolor and not isinstance(self.train_set, RecoloredCaptions):
+            self.train_set = RecoloredCaptions(
+                self.train_set, self.num_levels, self.hparams.seed, self._vocabulary
+            )
