@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from genlab.lightning_modules.base import ImageAutoregressiveModel
+from genlab.nn.cached_pixelcnn import sample_cached
 from genlab.nn.modes import evaluating
 from genlab.nn.pixelcnn import Architecture, ColorMode, PixelCNNNet
 from genlab.nn.sampling import sample_raster, sample_raster_with_pixel_head
@@ -74,11 +75,20 @@ class PixelCNN(ImageAutoregressiveModel):
         cond: Tensor | None = None,
         *,
         generator: torch.Generator | None = None,
+        cached: bool = True,
     ) -> Tensor:
         """Exact ancestral samples, raster order, channel by channel when the colour
-        channels depend on each other (with the MADE head, the trunk runs once per pixel
-        and only the head once per channel)."""
+        channels depend on each other.
+
+        ``cached`` computes each layer once per position as generation reaches it
+        (``genlab.nn.cached_pixelcnn``), the cost of one forward pass per image;
+        ``cached=False`` runs the network on the rows drawn so far for every subpixel
+        (with the MADE head, the trunk once per pixel and only the head once per
+        channel). Both draw the same images from the same generator.
+        """
         with evaluating(self):
+            if cached:
+                return sample_cached(self.net, num_samples, generator=generator)
             if self.hparams.color_mode == "made":
                 return sample_raster_with_pixel_head(
                     self.net.features,
