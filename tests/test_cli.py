@@ -76,7 +76,7 @@ def test_fit_then_test_and_predict_from_the_checkpoint(in_tmp):
     test = genlab(
         "test", f"--config={REPO}/configs/pixelcnn/shapes.yaml", *TINY, f"--ckpt_path={best}"
     )
-    assert Path(test.trainer.log_dir) == run
+    assert Path(test.trainer.log_dir).resolve() == run.resolve()
     record = json.loads((run / "metrics.json").read_text())
     assert record["metrics"]["test/nats_per_dim"] > 0
     bits = record["metrics"]["test/bits_per_dim"]
@@ -93,6 +93,19 @@ def test_fit_then_test_and_predict_from_the_checkpoint(in_tmp):
     fit.model.eval()
     with torch.no_grad():
         assert torch.allclose(restored.log_prob(images), fit.model.log_prob(images), atol=1e-5)
+
+
+def test_a_config_naming_its_logger_still_predicts_into_the_checkpoints_run(in_tmp):
+    """The demo config names its TensorBoard folder; a command from one of its
+    checkpoints works in that checkpoint's run, not in a new version beside it."""
+    demo = f"--config={REPO}/configs/pixelcnn/demo.yaml"
+    genlab("fit", demo, *TINY, "--trainer.max_epochs=1")
+    genlab("fit", demo, *TINY, "--trainer.max_epochs=1")
+    first = in_tmp / "runs" / "pixelcnn" / "demo" / "version_0"
+    predict = genlab("predict", demo, *TINY, f"--ckpt_path={first}/checkpoints/last.ckpt")
+    assert Path(predict.trainer.log_dir).resolve() == first.resolve()
+    assert (first / "predict_samples.pt").is_file()
+    assert sorted(p.name for p in first.parent.iterdir()) == ["version_0", "version_1"]
 
 
 @pytest.mark.parametrize(

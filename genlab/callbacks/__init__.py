@@ -2,6 +2,7 @@
 
 from genlab.callbacks.attention_maps import AttentionMaps
 from genlab.callbacks.code_scatter import CodeScatter
+from genlab.callbacks.compile import CompileNetworks
 from genlab.callbacks.diffusion_classes import ClassPanels
 from genlab.callbacks.diffusion_likelihood import LogProbPoints
 from genlab.callbacks.diffusion_samples import SamplesBySteps, SampleSeeds
@@ -30,6 +31,7 @@ __all__ = [
     "AttentionMaps",
     "ClassPanels",
     "CodeScatter",
+    "CompileNetworks",
     "Distribution1D",
     "Distribution2D",
     "ForwardTrajectory",

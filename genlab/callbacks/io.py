@@ -11,14 +11,25 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torchvision.utils import make_grid, save_image  # noqa: E402
 
 
 def run_dir(trainer: L.Trainer) -> Path:
-    """The folder of the current run (the logger's version folder), created if needed."""
-    path = Path(trainer.log_dir or trainer.default_root_dir)
+    """The folder of the current run (the logger's version folder), created if needed.
+
+    Worked out as ``trainer.log_dir`` does, less its broadcast: in a distributed run
+    that property is a collective, and pictures are drawn on rank 0 alone, so it would
+    wait forever for the other processes. Rank 0's answer is the one broadcast anyway."""
+    logger = trainer.loggers[0] if trainer.loggers else None
+    if logger is None:
+        folder = trainer.default_root_dir
+    elif isinstance(logger, (TensorBoardLogger, CSVLogger)):
+        folder = logger.log_dir
+    else:
+        folder = logger.save_dir
+    path = Path(folder or trainer.default_root_dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

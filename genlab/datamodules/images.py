@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from genlab.datamodules.sampler import shuffling_sampler
+
 Seed = int | Sequence[int]
 
 
@@ -272,7 +274,7 @@ class ImageDataModule(pl.LightningDataModule, ABC):
         return DataLoader(
             dataset,
             batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
+            sampler=shuffling_sampler(dataset, self) if shuffle else None,
             num_workers=self.hparams.num_workers,
             pin_memory=self.hparams.pin_memory,
             persistent_workers=self.hparams.num_workers > 0,

@@ -35,11 +35,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor
+from torch.nn import functional as F
 from torch.utils.data import Dataset, get_worker_info
 
 from genlab.datamodules.images import (
@@ -47,6 +50,7 @@ from genlab.datamodules.images import (
     SeedStream,
     binarize,
     check_num_levels,
+    color_code_to_rgb,
     draw_color_pairs,
 )
 from genlab.datamodules.mnist import MNISTDataModule, RawSplit
@@ -196,6 +200,44 @@ class WordVocabulary:
         return ids
 
 
+@cache
+def color_name_ids(num_levels: int, vocabulary: WordVocabulary) -> Tensor:
+    """Word ids ``[K^3, 2]`` of the name of every colour code (``r K^2 + g K + b``): its
+    one or two words, ``PAD`` after a one-word name. Computed once per K and vocabulary."""
+    names = [
+        color_name(rgb, num_levels)
+        for rgb in color_code_to_rgb(np.arange(num_levels**3), num_levels)
+    ]
+    ids = torch.full((len(names), 2), PAD, dtype=torch.long)
+    for row, name in enumerate(names):
+        encoded = vocabulary.encode(name)
+        ids[row, : len(encoded)] = encoded
+    return ids
+
+
+def caption_ids(
+    labels: Tensor,
+    foreground_rgb: np.ndarray,
+    background_rgb: np.ndarray,
+    num_levels: int,
+    vocabulary: WordVocabulary,
+) -> Tensor:
+    """Word ids ``[N, MAX_CAPTION_WORDS]``, padded with ``PAD``, of the captions of digits
+    ``labels [N]`` painted in these colours (RGB ``[N, 3]``): what ``encode_padded`` gives
+    for each ``caption``, assembled by table lookups instead of text, one batch at once."""
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"captions need digit labels 0..9, got {labels.min()}..{labels.max()}")
+    names = color_name_ids(num_levels, vocabulary)
+    place_values = np.array([num_levels**2, num_levels, 1])
+    foreground = names[torch.from_numpy(np.asarray(foreground_rgb) @ place_values)]
+    background = names[torch.from_numpy(np.asarray(background_rgb) @ place_values)]
+    digits = vocabulary.encode(" ".join(DIGIT_WORDS))[labels.long()]
+    separator = vocabulary.encode(SEPARATOR).expand(len(labels))
+    words = torch.cat([foreground, digits[:, None], separator[:, None], background], dim=1)
+    left_aligned = words.gather(1, torch.argsort((words == PAD).int(), dim=1, stable=True))
+    return F.pad(left_aligned, (0, MAX_CAPTION_WORDS - words.shape[1]), value=PAD)
+
+
 class CaptionedImages(InMemoryImages):
     """Labelled images with a caption each: word ids long [N, MAX_CAPTION_WORDS], and
     optionally the digit masks (bool [N, 1, H, W], True on the stroke) they were painted
@@ -236,9 +278,10 @@ class RecoloredCaptions(Dataset):
     Coloured MNIST gives almost every training digit its own colour pair, so a model
     of colour-entangled tokens sees each digit shape in one colouring only; drawing new
     colours per batch shows it every shape in many. Colours of the k-th batch a process
-    draws come from `[seed, TRAIN_RECOLORS, worker, k]`, so runs with the same seed,
-    shuffling and number of workers see the same colours. `images`, `labels` and
-    `captions` are those of the fixed colouring, for whoever reads the split as a whole.
+    draws come from `[seed, TRAIN_RECOLORS, worker, k]` (and the rank, under DDP), so
+    runs with the same seed, shuffling, workers and processes see the same colours.
+    `images`, `labels` and `captions` are those of the fixed colouring, for whoever reads
+    the split as a whole.
     """
 
     def __init__(
@@ -269,18 +312,19 @@ class RecoloredCaptions(Dataset):
             torch.from_numpy(background)[:, :, None, None],
         )
         labels = self.base.labels[batch]
-        texts = [
-            caption(label, fore, back, self.num_levels)
-            for label, fore, back in zip(labels.tolist(), foreground, background, strict=True)
-        ]
-        return images.long(), labels, self.vocabulary.encode_padded(texts)
+        captions = caption_ids(labels, foreground, background, self.num_levels, self.vocabulary)
+        return images.long(), labels, captions
 
     def next_seed(self) -> list[int]:
-        """The colour seed of the next batch of this process (worker 0: the main one)."""
+        """The colour seed of the next batch of this process (worker 0: the main one).
+        Under DDP, every rank but 0 adds its rank, so that the processes paint their
+        shares of a global batch with different colours."""
         worker = get_worker_info()
         worker_id = 0 if worker is None else worker.id + 1
         self.batches_drawn += 1
-        return [self.seed, int(SeedStream.TRAIN_RECOLORS), worker_id, self.batches_drawn]
+        seed = [self.seed, int(SeedStream.TRAIN_RECOLORS), worker_id, self.batches_drawn]
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        return [*seed, rank] if rank else seed
 
 
 class CaptionedMNISTDataModule(MNISTDataModule):
@@ -339,14 +383,11 @@ class CaptionedMNISTDataModule(MNISTDataModule):
         color_seed = [self.hparams.seed, int(color_stream)]  # MNISTDataModule's colour seed
         indices = np.arange(len(raw.images))
         background, foreground = draw_color_pairs(self.num_levels, color_seed, indices)
-        texts = [
-            caption(label, fore, back, self.num_levels)
-            for label, fore, back in zip(raw.labels, foreground, background, strict=True)
-        ]
-        strokes = torch.from_numpy(binarize(raw.images)).permute(0, 3, 1, 2).bool()
-        return CaptionedImages(
-            painted.images, painted.labels, self._vocabulary.encode_padded(texts), strokes
+        captions = caption_ids(
+            painted.labels, foreground, background, self.num_levels, self._vocabulary
         )
+        strokes = torch.from_numpy(binarize(raw.images)).permute(0, 3, 1, 2).bool()
+        return CaptionedImages(painted.images, painted.labels, captions, strokes)
 
     def setup(self, stage: str | None = None) -> None:
         """Load the splits; with `recolor`, the training split repaints every batch."""
@@ -355,3 +396,15 @@ class CaptionedMNISTDataModule(MNISTDataModule):
             self.train_set = RecoloredCaptions(
                 self.train_set, self.num_levels, self.hparams.seed, self._vocabulary
             )
+
+    def state_dict(self) -> dict[str, int]:
+        """The recolouring's count of painted batches, kept in checkpoints so that a
+        resumed fit paints the batches the uninterrupted fit would have (batches that
+        loader workers paint are counted in the workers, and not kept)."""
+        if isinstance(self.train_set, RecoloredCaptions):
+            return {"batches_drawn": self.train_set.batches_drawn}
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        if isinstance(self.train_set, RecoloredCaptions) and "batches_drawn" in state_dict:
+            self.train_set.batches_drawn = state_dict["batches_drawn"]

@@ -24,9 +24,11 @@ import math
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
-from genlab.datamodules.images import SeedStream, stream_rng
+from genlab.datamodules.images import SeedStream, pass_batch_through, stream_rng
+from genlab.datamodules.in_memory import InMemoryTensors
+from genlab.datamodules.sampler import shuffling_sampler
 
 DATASETS = ("square", "square_classes", "moons", "swiss_roll", "eight_gaussians", "gaussian")
 DEFAULT_MEAN = (0.5, -0.25)
@@ -114,7 +116,7 @@ class PointsDataModule(L.LightningDataModule):
         )
         check_gaussian(self.mean, self.covariance)
         self.save_hyperparameters()
-        self.splits: dict[str, TensorDataset] = {}
+        self.splits: dict[str, InMemoryTensors] = {}
 
     @property
     def name(self) -> str:
@@ -145,7 +147,7 @@ class PointsDataModule(L.LightningDataModule):
             return
         for split, stream in SPLIT_STREAMS.items():
             count = self.hparams[f"num_{split}"]
-            self.splits[split] = TensorDataset(
+            self.splits[split] = InMemoryTensors(
                 *self.draw(count, stream_rng(self.hparams.seed, stream))
             )
 
@@ -161,7 +163,14 @@ class PointsDataModule(L.LightningDataModule):
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
         self.setup()
-        return DataLoader(self.splits[split], batch_size=self.hparams.batch_size, shuffle=shuffle)
+        data = self.splits[split]
+        sampler = shuffling_sampler(data, self) if shuffle else None
+        return DataLoader(
+            data,
+            batch_size=self.hparams.batch_size,
+            sampler=sampler,
+            collate_fn=pass_batch_through,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)

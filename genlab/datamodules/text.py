@@ -34,6 +34,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from genlab.datamodules.images import pass_batch_through
+from genlab.datamodules.sampler import shuffling_sampler
+
 IGNORE = -100  # target of a padded position; cross_entropy's default ignore_index
 
 
@@ -165,6 +168,13 @@ class Windows(Dataset):
         window = self.stream[index * self.stride : index * self.stride + self.length]
         return torch.cat([self.bos, window[:-1]]), window
 
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        """A whole batch ``[B, length]`` of windows, cut from the stream with one index."""
+        starts = torch.as_tensor(indices, dtype=torch.long) * self.stride
+        windows = self.stream[starts[:, None] + torch.arange(self.length)]
+        inputs = torch.cat([self.bos.expand(len(windows), 1), windows[:, :-1]], dim=1)
+        return inputs, windows
+
 
 class Documents(Dataset):
     """One ``(<bos> + document, document + <eos>)`` pair per document."""
@@ -180,6 +190,10 @@ class Documents(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         document = self.documents[index]
         return torch.cat([self.bos, document]), torch.cat([document, self.eos])
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        """A batch padded to its longest document, see ``pad_batch``."""
+        return pad_batch([self[index] for index in indices], int(self.eos))
 
 
 def split_in_order(parts: str | list[str], val_fraction: float, test_fraction: float) -> dict:
@@ -313,8 +327,8 @@ class TextDataModule(L.LightningDataModule):
         return DataLoader(
             self.datasets[split],
             batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            collate_fn=lambda examples: pad_batch(examples, self.vocab.eos),
+            sampler=shuffling_sampler(self.datasets[split], self) if shuffle else None,
+            collate_fn=pass_batch_through,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -10,7 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from genlab.datamodules.images import SeedStream, stream_rng
+from genlab.datamodules.images import SeedStream, pass_batch_through, stream_rng
+from genlab.datamodules.in_memory import InMemoryTensors
+from genlab.datamodules.sampler import shuffling_sampler
 
 TEST_FRACTION = 0.2
 
@@ -55,7 +57,15 @@ class ToyDataModule(L.LightningDataModule, ABC):
         }
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(self.splits[split], batch_size=self.hparams.batch_size, shuffle=shuffle)
+        """Batches of the split's tensor, each fetched with one index."""
+        data = InMemoryTensors(self.splits[split])
+        sampler = shuffling_sampler(data, self) if shuffle else None
+        return DataLoader(
+            data,
+            batch_size=self.hparams.batch_size,
+            sampler=sampler,
+            collate_fn=pass_batch_through,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)

@@ -34,11 +34,13 @@ import math
 import lightning as L
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
+from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor
 from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
-from genlab.lightning_modules.base import check_discrete_data, data_of
+from genlab.lightning_modules.arguments import CheckedArguments
+from genlab.lightning_modules.base import check_discrete_data, data_of, has_progress_bar
 from genlab.lightning_modules.vae import CodeDecoding, SampleLevels, check_sample_levels
 from genlab.nn.distributions import categorical_log_prob
 from genlab.nn.latent import (
@@ -53,7 +55,7 @@ from genlab.nn.latent import (
 from genlab.nn.modes import evaluating
 
 
-class AAE(CodeDecoding, L.LightningModule):
+class AAE(CheckedArguments, CodeDecoding, L.LightningModule):
     """Adversarial autoencoder over integer images ``[B, C, H, W]`` with ``num_levels``
     levels per subpixel (H and W multiples of 4).
 
@@ -178,6 +180,15 @@ class AAE(CodeDecoding, L.LightningModule):
         logits = self.discriminator(codes)
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
 
+    def setup(self, stage: str) -> None:
+        """Under DDP, let each backward pass leave parameters unused: every batch takes
+        three, each through a part of the model (the reconstruction never reaches the
+        discriminator, the generator step never the decoder). Lightning builds its DDP
+        wrapper after this hook, from the strategy's keyword arguments."""
+        strategy = self.trainer.strategy
+        if isinstance(strategy, DDPStrategy):
+            strategy._ddp_kwargs["find_unused_parameters"] = True
+
     def training_step(self, batch: Tensor | tuple, batch_idx: int) -> None:
         x = data_of(batch)
         autoencoder, discriminator = self.optimizers()
@@ -196,7 +207,7 @@ class AAE(CodeDecoding, L.LightningModule):
             autoencoder.zero_grad()
             self.manual_backward(weight * recon)
             autoencoder.step()
-        self.log("train/recon_nats_per_dim", recon, on_step=True, prog_bar=True)
+        self.log("train/recon_nats_per_dim", recon, on_step=True, prog_bar=has_progress_bar(self))
 
     def regularisation_phase(
         self,
@@ -239,11 +250,11 @@ class AAE(CodeDecoding, L.LightningModule):
         self.recon_nats_per_dim[stage].update(recon)
         self.log(f"{stage}/recon_nats_per_dim", self.recon_nats_per_dim[stage], prog_bar=True)
         _, accuracy = self.discriminator_loss(codes)
-        self.log(f"{stage}/discriminator_accuracy", accuracy)
+        self.log(f"{stage}/discriminator_accuracy", accuracy, sync_dist=True)
         if len(codes) >= 2:
             bandwidth = math.sqrt(self.latent_dim)
             mmd = rbf_mmd2(codes, self.prior_draws(len(codes)), bandwidth)
-            self.log(f"{stage}/prior_mmd", mmd.float())
+            self.log(f"{stage}/prior_mmd", mmd.float(), sync_dist=True)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         autoencoder = torch.optim.Adam(

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torchmetrics import MeanMetric
 
+from genlab.lightning_modules.arguments import CheckedArguments
 from genlab.nn.distributions import categorical_log_prob
 
 
@@ -30,7 +31,7 @@ def check_discrete_data(
         raise TypeError(
             f"expected integer {kind} with values in 0..{num_levels - 1}, got {x.dtype}"
         )
-    low, high = x.min().item(), x.max().item()
+    low, high = torch.stack(torch.aminmax(x)).tolist()  # one pass, one wait for the device
     if low < 0 or high > num_levels - 1:
         raise ValueError(f"expected values in 0..{num_levels - 1}, got values in {low}..{high}")
 
@@ -59,18 +60,54 @@ def warmup_cosine_schedule(
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
+def has_progress_bar(module: L.LightningModule) -> bool:
+    """Whether the module's run shows a progress bar. Per-step figures go to the bar only
+    then: Lightning turns each bar figure into a Python number after every step, which
+    makes the host wait for the device, a wait that a run without a bar need not pay."""
+    return module._trainer is not None and module.trainer.progress_bar_callback is not None
+
+
+def shows_step_figures(module: L.LightningModule) -> bool:
+    """Whether a figure logged in this training step reaches anyone: the progress bar
+    shows every step's, the logger writes those of every ``log_every_n_steps``-th step.
+    Each ``self.log`` call costs about two milliseconds of host time (Lightning moves
+    its stored result to the value's device every time), as much as a whole step of a
+    small model, so per-step figures are logged on those steps only; TensorBoard gets
+    the same points."""
+    if module._trainer is None:
+        return True
+    trainer = module.trainer
+    return (
+        has_progress_bar(module)
+        or bool(trainer.fast_dev_run)
+        or trainer._logger_connector.should_update_logs
+    )
+
+
+def log_step_loss(module: L.LightningModule, loss: Tensor) -> None:
+    """``train/loss`` of this step, on the steps whose figures are shown or written."""
+    if shows_step_figures(module):
+        bar = has_progress_bar(module)
+        module.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=bar)
+
+
 def data_of(batch: Tensor | tuple | list) -> Tensor:
     """The data tensor of a batch: the batch itself, or the first item of ``(data, labels)``."""
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
-class LikelihoodModel(L.LightningModule):
+class LikelihoodModel(CheckedArguments, L.LightningModule):
     """Trains by maximum likelihood and reports it per data dimension.
 
     Subclasses implement ``log_prob(x) -> Tensor[B]`` in nats. This class logs
-    ``train/loss`` (nats/dim, every step) and ``{val,test}/{nats,bits}_per_dim`` (exact
-    means over the whole split, weighted by example), and uses Adam at
-    ``learning_rate``.
+    ``train/loss`` (nats/dim, on the steps the logger writes or a progress bar shows)
+    and ``{val,test}/{nats,bits}_per_dim`` (exact means over the whole split, weighted
+    by example), and uses Adam at ``learning_rate``.
+
+    Under DDP the split means are torchmetrics objects, reduced across processes at the
+    end of the split; ``train/loss`` is this process's batch, not reduced, to spare a
+    collective per step (the loss averaged over processes is what the gradients follow).
+    Models logging epoch means of plain tensors pass ``sync_dist=True``.
     """
 
     name = "model"
@@ -98,7 +135,7 @@ class LikelihoodModel(L.LightningModule):
 
     def training_step(self, batch: Tensor | tuple, batch_idx: int) -> Tensor:
         loss = self.batch_nats(batch).mean()
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        log_step_loss(self, loss)
         return loss
 
     def validation_step(self, batch: Tensor | tuple, batch_idx: int) -> None:

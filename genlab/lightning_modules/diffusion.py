@@ -21,8 +21,13 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from genlab.lightning_modules.base import LikelihoodModel, data_of
+from genlab.lightning_modules.base import (
+    LikelihoodModel,
+    data_of,
+    log_step_loss,
+)
 from genlab.nn import diffusion as nd
+from genlab.nn.modes import full_precision
 
 SAMPLERS = ("ddim", "ddpm")
 
@@ -185,7 +190,7 @@ class Diffusion(LikelihoodModel):
 
     def training_step(self, batch: Tensor | tuple, batch_idx: int) -> Tensor:
         loss = self.loss(data_of(batch), self.labels_of(batch))
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        log_step_loss(self, loss)
         return loss
 
     def validation_step(self, batch: Tensor | tuple, batch_idx: int) -> None:
@@ -196,7 +201,7 @@ class Diffusion(LikelihoodModel):
 
     def evaluate(self, stage: str, batch: Tensor | tuple) -> None:
         x, cond = data_of(batch), self.labels_of(batch)
-        self.log(f"{stage}/loss", self.loss(x, cond), batch_size=len(x))
+        self.log(f"{stage}/loss", self.loss(x, cond), batch_size=len(x), sync_dist=True)
         self._log_nats(stage, self.batch_nats(batch))
 
     def batch_nats(self, batch: Tensor | tuple) -> Tensor:
@@ -208,8 +213,10 @@ class Diffusion(LikelihoodModel):
     def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """``log p_0(x [| c])`` in nats per point through the probability-flow ODE with the
         exact divergence (RK4, ``likelihood_steps``), unguided. Exact up to the ODE
-        discretisation and the Gaussian terminal law (exact for Gaussian data)."""
-        with torch.inference_mode(False):  # the divergence needs autograd, even in `test`
+        discretisation and the Gaussian terminal law (exact for Gaussian data). Float32
+        even under autocast: the divergence and the integral are the figure."""
+        # the divergence needs autograd, even in `test`
+        with torch.inference_mode(False), full_precision(self.device):
             x = x.clone()
             cond = self.check_cond(None if cond is None else torch.as_tensor(cond).clone(), len(x))
             mean, covariance = self.terminal(cond, len(x))
@@ -235,7 +242,7 @@ class Diffusion(LikelihoodModel):
         point (see ``genlab.nn.diffusion.elbo``). Noisy: average several draws."""
         cond = self.check_cond(cond, len(x))
         mean, covariance = self.terminal(cond, len(x))
-        with torch.no_grad():
+        with torch.no_grad(), full_precision(self.device):
             return nd.elbo(
                 self.noise_predictor(cond),
                 self.schedule,

@@ -23,7 +23,12 @@ import torch
 from torch import Tensor
 from torchmetrics import MeanMetric
 
-from genlab.lightning_modules.base import LikelihoodModel, check_discrete_data, data_of
+from genlab.lightning_modules.base import (
+    LikelihoodModel,
+    check_discrete_data,
+    data_of,
+    has_progress_bar,
+)
 from genlab.nn.distributions import categorical_log_prob
 from genlab.nn.latent import (
     CategoricalDecoder,
@@ -227,14 +232,14 @@ class VAE(CodeDecoding, LikelihoodModel):
     def training_step(self, batch: Tensor | tuple, batch_idx: int) -> Tensor:
         recon, kl = self.terms_per_dim(data_of(batch))
         loss = (recon + kl).mean()
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=has_progress_bar(self))
         for name, value in [
             ("nats_per_dim", loss),
             ("bits_per_dim", loss / math.log(2)),
             ("recon_nats_per_dim", recon.mean()),
             ("kl_nats_per_dim", kl.mean()),
         ]:
-            self.log(f"train/{name}", value, on_step=False, on_epoch=True)
+            self.log(f"train/{name}", value, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
     def validation_step(self, batch: Tensor | tuple, batch_idx: int) -> None:

@@ -20,14 +20,15 @@ import torch
 from torch import Tensor
 from torchmetrics import MeanMetric
 
-from genlab.lightning_modules.base import check_discrete_data, data_of
+from genlab.lightning_modules.arguments import CheckedArguments
+from genlab.lightning_modules.base import check_discrete_data, data_of, has_progress_bar
 from genlab.nn.distributions import categorical_log_prob
 from genlab.nn.vq import Decoder, Encoder, Quantized, VectorQuantizer
 
 DOWNSAMPLING = 4  # two stride-2 convolutions: 28x28 images become 7x7 token grids
 
 
-class VQVAE(L.LightningModule):
+class VQVAE(CheckedArguments, L.LightningModule):
     """VQ-VAE over integer images ``[B, C, H, W]`` with ``num_levels`` levels per subpixel
     (H and W multiples of 4); the encoder sees the levels scaled to ``[-1, 1]``.
 
@@ -134,7 +135,7 @@ class VQVAE(L.LightningModule):
     def training_step(self, batch: Tensor | tuple, batch_idx: int) -> Tensor:
         recon, quantized = self.losses(data_of(batch))
         loss = recon.mean() + quantized.loss
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=has_progress_bar(self))
         self.log("train/recon_nats_per_dim", recon.mean(), on_step=True, on_epoch=False)
         self._log_codebook("train", quantized)
         return loss
@@ -158,13 +159,15 @@ class VQVAE(L.LightningModule):
         self._log_codebook(stage, quantized)
 
     def _log_codebook(self, stage: str, quantized: Quantized) -> None:
-        on_step = stage == "train"
+        """Per step in training (this process's batch); in evaluation, means over the
+        split, reduced across processes."""
+        epoch = stage != "train"
         for name, value in [
             ("vq_loss", quantized.loss),
             ("codebook_perplexity", quantized.perplexity),
             ("codes_used", quantized.codes_used),
         ]:
-            self.log(f"{stage}/{name}", value, on_step=on_step, on_epoch=not on_step)
+            self.log(f"{stage}/{name}", value, on_step=not epoch, on_epoch=epoch, sync_dist=epoch)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)

@@ -63,8 +63,10 @@ class DiagonalGaussian(NamedTuple):
 
     @classmethod
     def from_features(cls, features: Tensor) -> DiagonalGaussian:
-        """The first half of the last axis is the mean, the second the log-variance."""
-        mean, log_var = features.chunk(2, dim=-1)
+        """The first half of the last axis is the mean, the second the log-variance; both
+        in float32, so densities and KL terms stay exact when an encoder runs under
+        bfloat16 autocast."""
+        mean, log_var = features.float().chunk(2, dim=-1)
         return cls(mean, log_var)
 
     def rsample(

@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from genlab.nn.modes import full_precision
 from genlab.nn.pixelcnn import scale_levels
 
 
@@ -120,19 +121,22 @@ class VectorQuantizer(nn.Module):
         quantized = (vectors + (chosen - vectors).detach()).movedim(-1, 1)
         perplexity, codes_used = code_usage_stats(indices, self.num_codes)
         if self.training:
-            self.update(vectors.detach().reshape(-1, self.code_dim), indices.flatten())
+            with full_precision(z.device):
+                self.update(vectors.detach().float().reshape(-1, self.code_dim), indices.flatten())
         return Quantized(quantized, indices, loss, perplexity, codes_used)
 
     @torch.no_grad()
     def indices_of(self, z: Tensor) -> Tensor:
-        """Index ``[B, *S]`` of the nearest code (squared distance) to each vector of ``z``."""
+        """Index ``[B, *S]`` of the nearest code (squared distance) to each vector of ``z``,
+        in float32 even under autocast (the expanded distance cancels badly in bfloat16)."""
         vectors = z.movedim(1, -1).float()
         codebook = self.codebook.float()
-        distances = (
-            vectors.pow(2).sum(-1, keepdim=True)
-            - 2 * vectors @ codebook.T
-            + codebook.pow(2).sum(-1)
-        )
+        with full_precision(z.device):
+            distances = (
+                vectors.pow(2).sum(-1, keepdim=True)
+                - 2 * vectors @ codebook.T
+                + codebook.pow(2).sum(-1)
+            )
         return distances.argmin(-1)
 
     def lookup(self, indices: Tensor) -> Tensor:

@@ -1,0 +1,30 @@
+"""Tensors held in memory, served a whole batch at a time.
+
+A DataLoader over a plain tensor or a ``TensorDataset`` indexes one example at a time and
+stacks the examples again in ``default_collate``: Python work per example, on every
+batch. ``InMemoryTensors`` answers the DataLoader's ``__getitems__`` with one index per
+tensor, so with ``pass_batch_through`` as collate function a batch costs the same
+whatever its size.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.utils.data import TensorDataset
+
+
+class InMemoryTensors(TensorDataset):
+    """Tensors sharing their first axis. An item, or a batch, is the tensors indexed at
+    once: the tensor itself when there is one (what a DataLoader over a bare tensor
+    gives), else a tuple."""
+
+    def __getitem__(self, index: int) -> Tensor | tuple[Tensor, ...]:
+        return self._take(index)
+
+    def __getitems__(self, indices: list[int]) -> Tensor | tuple[Tensor, ...]:
+        return self._take(torch.as_tensor(indices, dtype=torch.long))
+
+    def _take(self, index: int | Tensor) -> Tensor | tuple[Tensor, ...]:
+        items = tuple(tensor[index] for tensor in self.tensors)
+        return items[0] if len(items) == 1 else items
