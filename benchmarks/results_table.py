@@ -99,6 +99,69 @@ def kv_cache_rows(record: dict) -> list[str]:
     return rows
 
 
+def speed_rows(record: dict) -> list[str]:
+    rows = []
+    for result in record.get("sampling", {}).get("results", []):
+        text = (
+            f"batch {result['batch']}: {result['naive_seconds']:.1f} s naive, "
+            f"{result['cached_seconds']:.3f} s cached, same images"
+        )
+        runs = f"median of {len(result['cached_runs'])} cached, {len(result['naive_runs'])} naive"
+        speed = (
+            f"**{result['speedup']:.0f}x** speed-up (target {result['target_speedup']}x;"
+            f" side by side; {runs})"
+        )
+        name = "PixelCNN sampling, cached"
+        rows.append(row(record, name, "binary 28x28, course network", text, speed))
+    return rows + throughput_rows(record) + ddp_rows(record)
+
+
+THROUGHPUT_NAMES = {
+    "pixelcnn": ("PixelCNN training step", "binary 28x28, course network"),
+    "char_gpt": ("Character GPT training step", "64-character windows"),
+}
+
+
+def throughput_rows(record: dict) -> list[str]:
+    part = record.get("throughput", {})
+    rows = []
+    for family, (name, data) in THROUGHPUT_NAMES.items():
+        if family not in part:
+            continue
+        result = part[family]
+        unit = result["unit"]
+        text = (
+            f"Lightning {result['lightning_per_second']:.0f} {unit}/s, plain loop "
+            f"{result['plain_per_second']:.0f} {unit}/s (batch {result['batch_size']}, "
+            f"{part['device']}, {part['precision']})"
+        )
+        speed = (
+            f"**{result['ratio']:.2f}** Lightning / plain, median step times of the two "
+            f"taking turns step by step, {part['rounds']} fits of {result['steps']} steps "
+            f"(target 0.95; per fit {min(result['round_ratios']):.2f}-"
+            f"{max(result['round_ratios']):.2f})"
+        )
+        rows.append(row(record, name, data, text, speed))
+    return rows
+
+
+def ddp_rows(record: dict) -> list[str]:
+    part = record.get("ddp")
+    if not part:
+        return []
+    single, two = part["single_process"], part["two_processes"]
+    text = (
+        f"1 process {single['images_per_second']:.0f} images/s, 2 DDP processes "
+        f"{two['images_per_second']:.0f} images/s (global batch {part['global_batch']}, "
+        f"{part['threads']} threads)"
+    )
+    speed = (
+        f"**{part['ratio']:.2f}** two / one (side by side; median of {part['rounds']} rounds "
+        f"of {part['steps']} steps)"
+    )
+    return [row(record, "PixelCNN under DDP, CPU", "binary 28x28, course network", text, speed)]
+
+
 def char_gpt_row(record: dict) -> str:
     median = record["median"]
     config = record["config"]
@@ -236,6 +299,7 @@ ROWS = {
     "vq_multimodal": vq_multimodal_rows,
     "latent": latent_rows,
     "diffusion": diffusion_rows,
+    "speed": speed_rows,
 }
 
 
