@@ -9,9 +9,13 @@ whatever its size.
 
 from __future__ import annotations
 
+import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from genlab.datamodules.images import pass_batch_through
+from genlab.datamodules.sampler import shuffling_sampler
 
 
 class InMemoryTensors(TensorDataset):
@@ -28,3 +32,16 @@ class InMemoryTensors(TensorDataset):
     def _take(self, index: int | Tensor) -> Tensor | tuple[Tensor, ...]:
         items = tuple(tensor[index] for tensor in self.tensors)
         return items[0] if len(items) == 1 else items
+
+
+def whole_batch_loader(
+    dataset: Dataset, datamodule: L.LightningDataModule, shuffle: bool = False
+) -> DataLoader:
+    """Batches of ``datamodule``'s ``batch_size`` from a dataset whose ``__getitems__``
+    builds the whole batch, shuffled for training in the run's epoch-seeded order."""
+    return DataLoader(
+        dataset,
+        batch_size=datamodule.hparams.batch_size,
+        sampler=shuffling_sampler(dataset, datamodule) if shuffle else None,
+        collate_fn=pass_batch_through,
+    )

@@ -26,9 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from genlab.datamodules.images import SeedStream, pass_batch_through, stream_rng
-from genlab.datamodules.in_memory import InMemoryTensors
-from genlab.datamodules.sampler import shuffling_sampler
+from genlab.datamodules.images import SeedStream, stream_rng
+from genlab.datamodules.in_memory import InMemoryTensors, whole_batch_loader
 
 DATASETS = ("square", "square_classes", "moons", "swiss_roll", "eight_gaussians", "gaussian")
 DEFAULT_MEAN = (0.5, -0.25)
@@ -163,14 +162,7 @@ class PointsDataModule(L.LightningDataModule):
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
         self.setup()
-        data = self.splits[split]
-        sampler = shuffling_sampler(data, self) if shuffle else None
-        return DataLoader(
-            data,
-            batch_size=self.hparams.batch_size,
-            sampler=sampler,
-            collate_fn=pass_batch_through,
-        )
+        return whole_batch_loader(self.splits[split], self, shuffle)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)

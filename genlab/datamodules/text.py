@@ -34,8 +34,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from genlab.datamodules.images import pass_batch_through
-from genlab.datamodules.sampler import shuffling_sampler
+from genlab.datamodules.in_memory import whole_batch_loader
 
 IGNORE = -100  # target of a padded position; cross_entropy's default ignore_index
 
@@ -324,12 +323,7 @@ class TextDataModule(L.LightningDataModule):
         return Windows(stream, length, stride, self.vocab.bos)
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.hparams.batch_size,
-            sampler=shuffling_sampler(self.datasets[split], self) if shuffle else None,
-            collate_fn=pass_batch_through,
-        )
+        return whole_batch_loader(self.datasets[split], self, shuffle)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)

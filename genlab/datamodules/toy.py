@@ -10,9 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from genlab.datamodules.images import SeedStream, pass_batch_through, stream_rng
-from genlab.datamodules.in_memory import InMemoryTensors
-from genlab.datamodules.sampler import shuffling_sampler
+from genlab.datamodules.images import SeedStream, stream_rng
+from genlab.datamodules.in_memory import InMemoryTensors, whole_batch_loader
 
 TEST_FRACTION = 0.2
 
@@ -58,14 +57,7 @@ class ToyDataModule(L.LightningDataModule, ABC):
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
         """Batches of the split's tensor, each fetched with one index."""
-        data = InMemoryTensors(self.splits[split])
-        sampler = shuffling_sampler(data, self) if shuffle else None
-        return DataLoader(
-            data,
-            batch_size=self.hparams.batch_size,
-            sampler=sampler,
-            collate_fn=pass_batch_through,
-        )
+        return whole_batch_loader(InMemoryTensors(self.splits[split]), self, shuffle)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)
