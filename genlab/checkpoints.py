@@ -20,6 +20,8 @@ import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.plugins.io import CheckpointIO, TorchCheckpointIO
 
+from genlab.errors import first_line
+
 LIGHTNING_CKPT_ALIASES = ("best", "last", "hpc", "registry")
 SHOWN_NAMES = 2  # parameter names quoted in a mismatch message
 
@@ -145,9 +147,3 @@ def quoted(items: list[str], quote: bool = True) -> str:
     shown = ", ".join(item if not quote else f"'{item}'" for item in items[:SHOWN_NAMES])
     more = len(items) - SHOWN_NAMES
     return f"{shown}, and {more} more" if more > 0 else shown
-
-
-def first_line(error: BaseException) -> str:
-    """The first non-empty line of an exception's message, or its type's name."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__

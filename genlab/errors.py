@@ -16,7 +16,10 @@ from contextlib import contextmanager
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-from genlab.callbacks.finite_loss import NonFiniteLossError
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite (raised by ``FiniteLoss``)."""
+
 
 TRACEBACK_VARIABLE = "GENLAB_TRACEBACK"
 # Errors that say what is wrong with the input; anything else is shown with its type
@@ -56,13 +59,24 @@ def error_line(error: Exception, program: str = "genlab") -> str:
         return f"{condensed(str(error))} (see {program} <command> --help)"
     while isinstance(error.__cause__, Exception) and str(error).startswith(UNION_REPORT):
         error = error.__cause__  # what a constructor raised, under jsonargparse's report
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = message_lines(error)
     message = lines[0] if lines else type(error).__name__
     if isinstance(error, INPUT_ERRORS) and len(lines) <= 1:
         return message
     if not isinstance(error, INPUT_ERRORS):
         message = f"{type(error).__name__}: {message}"
     return f"{message} ({TRACEBACK_VARIABLE}=1 shows the traceback)"
+
+
+def message_lines(error: BaseException) -> list[str]:
+    """The non-empty lines of an exception's message, stripped."""
+    return [line.strip() for line in str(error).splitlines() if line.strip()]
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message, or its type's name."""
+    lines = message_lines(error)
+    return lines[0] if lines else type(error).__name__
 
 
 def condensed(message: str) -> str:

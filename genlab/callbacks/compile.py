@@ -10,6 +10,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from genlab.errors import first_line
+
 
 def networks_of(model: nn.Module) -> dict[str, nn.Module]:
     """What to compile: each direct child with trainable parameters (metrics and frozen
@@ -88,13 +90,8 @@ class CompileNetworks(L.Callback):
         for network in self.compiled.values():
             vars(network).pop("forward", None)
         self.compiled = {}
-        self.failure = first_line(error)
+        name, line = type(error).__name__, first_line(error)
+        self.failure = name if line == name else f"{name}: {line}"
         rank_zero_warn(
             f"torch.compile is unavailable here ({self.failure}); the model runs in eager mode"
         )
-
-
-def first_line(error: Exception) -> str:
-    """``Type: first line of the message`` of an exception."""
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__

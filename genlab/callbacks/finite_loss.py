@@ -6,9 +6,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
+from genlab.errors import NonFiniteLossError
 
 
 class FiniteLoss(L.Callback):
