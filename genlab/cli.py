@@ -128,8 +128,6 @@ class GenlabCLI(LightningCLI):
         not take, stops here with one line that names it."""
         subcommand = self.config.get("subcommand")
         path = checkpoint_file(self.config[subcommand].get("ckpt_path") if subcommand else None)
-        if path is not None:
-            read_checkpoint(path, weights_only=True)  # as Lightning reads it
         try:
             super()._parse_ckpt_path()
         except ArgumentError as error:
@@ -137,6 +135,10 @@ class GenlabCLI(LightningCLI):
             raise ValueError(
                 f"--ckpt_path {path}: its model arguments do not fit ({reason})"
             ) from error
+        except Exception:
+            if path is not None:
+                read_checkpoint(path, weights_only=True)  # as Lightning read it: says why
+            raise
 
     def _add_instantiators(self) -> None:
         """The model records its parsed arguments through ``LinkAwareInstantiator``.
