@@ -27,7 +27,7 @@ from genlab.lightning_modules.base import (
     LikelihoodModel,
     check_discrete_data,
     data_of,
-    has_progress_bar,
+    log_step_loss,
 )
 from genlab.nn.distributions import categorical_log_prob
 from genlab.nn.latent import (
@@ -232,7 +232,7 @@ class VAE(CodeDecoding, LikelihoodModel):
     def training_step(self, batch: Tensor | tuple, batch_idx: int) -> Tensor:
         recon, kl = self.terms_per_dim(data_of(batch))
         loss = (recon + kl).mean()
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=has_progress_bar(self))
+        log_step_loss(self, loss)
         for name, value in [
             ("nats_per_dim", loss),
             ("bits_per_dim", loss / math.log(2)),

@@ -21,7 +21,12 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 
 from genlab.lightning_modules.arguments import CheckedArguments
-from genlab.lightning_modules.base import check_discrete_data, data_of, has_progress_bar
+from genlab.lightning_modules.base import (
+    check_discrete_data,
+    data_of,
+    log_step_loss,
+    shows_step_figures,
+)
 from genlab.nn.distributions import categorical_log_prob
 from genlab.nn.vq import Decoder, Encoder, Quantized, VectorQuantizer
 
@@ -35,7 +40,8 @@ class VQVAE(CheckedArguments, L.LightningModule):
     Logs ``train/loss`` (reconstruction nats/dim plus VQ losses, per step),
     ``{train,val,test}/recon_nats_per_dim`` (val/test: exact means over the split),
     ``{stage}/vq_loss``, ``{stage}/codebook_perplexity`` and ``{stage}/codes_used``
-    (batch figures; val/test: means over batches).
+    (batch figures; val/test: means over batches). Per-step training figures are logged
+    on the steps the logger writes or a progress bar shows (``shows_step_figures``).
 
     Args:
         image_shape: (channels, height, width) of the data; linked from the data module.
@@ -135,9 +141,10 @@ class VQVAE(CheckedArguments, L.LightningModule):
     def training_step(self, batch: Tensor | tuple, batch_idx: int) -> Tensor:
         recon, quantized = self.losses(data_of(batch))
         loss = recon.mean() + quantized.loss
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=has_progress_bar(self))
-        self.log("train/recon_nats_per_dim", recon.mean(), on_step=True, on_epoch=False)
-        self._log_codebook("train", quantized)
+        log_step_loss(self, loss)
+        if shows_step_figures(self):
+            self.log("train/recon_nats_per_dim", recon.mean(), on_step=True, on_epoch=False)
+            self._log_codebook("train", quantized)
         return loss
 
     def validation_step(self, batch: Tensor | tuple, batch_idx: int) -> None:
