@@ -32,7 +32,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import Clock, ClockCallback, RandomBinaryImages, quiet_lightning  # noqa: E402
+from throughput import (  # noqa: E402
+    Clock,
+    ClockCallback,
+    RandomBinaryImages,
+    benchmark_trainer,
+    quiet_lightning,
+)
 
 from genlab.lightning_modules import PixelCNN  # noqa: E402
 
@@ -58,19 +64,12 @@ def train(processes: int, steps: int, warmup: int, global_batch: int, tiny: bool
     model = PixelCNN(image_shape=data.image_shape, num_levels=2, **(TINY_NETWORK if tiny else {}))
     clock = Clock(torch.device("cpu"), warmup, steps)
     with quiet_lightning():
-        trainer = L.Trainer(
+        trainer = benchmark_trainer(
+            warmup + steps,
+            [ClockCallback(clock, lambda batch: len(batch[0]))],
             accelerator="cpu",
             devices=processes,
             strategy="ddp" if processes > 1 else "auto",
-            max_steps=warmup + steps,
-            max_epochs=-1,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            callbacks=[ClockCallback(clock, lambda batch: len(batch[0]))],
         )
         trainer.fit(model, datamodule=data)
     if not trainer.is_global_zero:

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -148,9 +149,7 @@ class Clock:
             self.stopped = self.now()
 
     def now(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter()
+        return wait_for(self.device)
 
     def per_second(self) -> float:
         return self.items / (self.stopped - self.started)
@@ -176,6 +175,23 @@ def quiet_lightning() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def benchmark_trainer(max_steps: int, callbacks: list, **options: Any) -> L.Trainer:
+    """A Trainer for ``max_steps`` training steps and nothing else a benchmark would
+    time by mistake: no validation, logger, checkpoints, progress bar or summary."""
+    return L.Trainer(
+        max_steps=max_steps,
+        max_epochs=-1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        **options,
+    )
 
 
 def wait_for(device: torch.device) -> float:
@@ -258,19 +274,12 @@ def interleaved_fit(
     model = workload.build_model()
     turns = PlainStepsBetween(workload, device, precision)
     with quiet_lightning():
-        trainer = L.Trainer(
+        trainer = benchmark_trainer(
+            warmup + steps,
+            [turns, FiniteLoss(), EpochSeeds()],
             accelerator=device.type if device.type != "cuda" else "gpu",
             devices=1,
             precision=precision,
-            max_steps=warmup + steps,
-            max_epochs=-1,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            callbacks=[turns, FiniteLoss(), EpochSeeds()],
         )
         trainer.fit(model, datamodule=workload.datamodule)
     return turns
