@@ -10,6 +10,8 @@ target and renames, which replaces the file in one step on every POSIX file syst
 
 from __future__ import annotations
 
+import glob
+import io
 import os
 import uuid
 from pathlib import Path
@@ -26,10 +28,17 @@ LIGHTNING_CKPT_ALIASES = ("best", "last", "hpc", "registry")
 SHOWN_NAMES = 2  # parameter names quoted in a mismatch message
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, file size limit, no permission)."""
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Saves a local checkpoint to a temporary file in the target's folder, syncs it to
     disk and renames it over the target, so the target is always either the old
-    checkpoint or the complete new one. Remote paths go through Lightning as before."""
+    checkpoint or the complete new one. Temporary files that a killed run left beside
+    the target are removed on the next save. A write that fails ends with
+    ``CheckpointWriteError`` naming the file and the system's reason; the old checkpoint
+    stays. Remote paths go through Lightning as before."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
@@ -39,15 +48,44 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        remove_stale_temporaries(target)
+        temporary = target.with_name(f"{temporary_prefix(target)}{uuid.uuid4().hex}.tmp")
         try:
-            with open(temporary, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
+            write_synced(serialized(checkpoint), temporary)
             os.replace(temporary, target)
+        except OSError as error:
+            reason = error.strerror or first_line(error)
+            raise CheckpointWriteError(f"could not write checkpoint {target}: {reason}") from error
         finally:
             temporary.unlink(missing_ok=True)
+
+
+def serialized(checkpoint: dict[str, Any]) -> memoryview:
+    """The bytes of ``torch.save(checkpoint)``. Serialising in memory first lets a
+    failing write report the system's reason (torch's own file writer reports only an
+    "unexpected pos")."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    return buffer.getbuffer()
+
+
+def write_synced(data: memoryview, path: Path) -> None:
+    """Write ``data`` to ``path`` and make sure it is on disk."""
+    with open(path, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def temporary_prefix(target: Path) -> str:
+    """How the temporary files of ``target`` begin: ``.last.ckpt.``."""
+    return f".{target.name}."
+
+
+def remove_stale_temporaries(target: Path) -> None:
+    """Remove the temporary files of ``target`` that an interrupted save left behind."""
+    for stale in target.parent.glob(f"{glob.escape(temporary_prefix(target))}*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def with_atomic_checkpoints(plugins: Any) -> list:
@@ -60,24 +98,6 @@ def with_atomic_checkpoints(plugins: Any) -> list:
     if any(isinstance(plugin, CheckpointIO) for plugin in plugins):
         return list(plugins)
     return [*plugins, AtomicCheckpointIO()]
-
-
-def checkpoint_file(ckpt_path: str | None) -> str | None:
-    """``--ckpt_path`` when it names an existing file; None for no path, for Lightning's
-    aliases ("best", "last", ...) and for a missing file (reported elsewhere)."""
-    if not ckpt_path or ckpt_path in LIGHTNING_CKPT_ALIASES or not Path(ckpt_path).is_file():
-        return None
-    return ckpt_path
-
-
-def check_checkpoint(
-    ckpt_path: str | None, model: L.LightningModule, weights_only: bool | None = None
-) -> None:
-    """Stop with one line, before Lightning loads it, when the file ``--ckpt_path``
-    names is not a readable checkpoint or its weights do not fit ``model``."""
-    path = checkpoint_file(ckpt_path)
-    if path is not None:
-        check_fits(read_checkpoint(path, weights_only), model, path)
 
 
 def read_checkpoint(path: str | Path, weights_only: bool | None = None) -> dict:

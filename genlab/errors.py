@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class NonFiniteLossError(RuntimeError):
@@ -36,21 +37,34 @@ ARGUMENT_NOISE = (
     "Expected a <class 'NoneType'>",
 )
 LONGEST_VALUE_SHOWN = 60  # a "Given value:" line longer than this is a dump, left out
+SIGTERM_STATUS = 143  # 128 + 15: how shells and schedulers tell a job ended by SIGTERM
 
 
 @contextmanager
 def one_line_errors(program: str = "genlab") -> Iterator[None]:
     """Run the block; an exception from it ends the program with one line on stderr
-    (unless ``GENLAB_TRACEBACK`` is set). ``SystemExit`` and ``KeyboardInterrupt``
-    pass through."""
+    (unless ``GENLAB_TRACEBACK`` is set). A run stopped by SIGTERM says so and exits with
+    143, the status of a pre-empted job; ``SystemExit`` and ``KeyboardInterrupt``
+    otherwise pass through."""
     try:
         yield
+    except SIGTERMException as stop:
+        print(f"{program}: {sigterm_line(stop)}", file=sys.stderr)
+        raise SystemExit(SIGTERM_STATUS) from None
     except Exception as error:
         if os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
             raise
         code = 2 if isinstance(error, ArgumentError) else 1
         print(f"{program}: error: {error_line(error, program)}", file=sys.stderr)
         raise SystemExit(code) from None
+
+
+def sigterm_line(stop: SIGTERMException) -> str:
+    """What a run stopped by SIGTERM left behind, and how to go on."""
+    path = getattr(stop, "checkpoint_path", None)
+    if path is None:
+        return "stopped by SIGTERM"
+    return f"stopped by SIGTERM; saved {path}, resume with --ckpt_path {path}"
 
 
 def error_line(error: Exception, program: str = "genlab") -> str:

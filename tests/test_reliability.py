@@ -3,7 +3,11 @@ the first non-finite loss, atomic checkpoints."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import resource
+import signal
 import sys
 from pathlib import Path
 
@@ -14,7 +18,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from genlab.callbacks.finite_loss import NonFiniteLossError
-from genlab.checkpoints import AtomicCheckpointIO
+from genlab.checkpoints import AtomicCheckpointIO, CheckpointWriteError
 from genlab.cli import main, run_cli
 from genlab.datamodules import CaptionedMNISTDataModule
 from genlab.datamodules.sampler import EpochRandomSampler
@@ -29,6 +33,7 @@ from genlab.lightning_modules import (
     Multimodal,
     PixelCNN,
 )
+from genlab.provenance import DATA_CLASS_KEY
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = [
@@ -312,19 +317,19 @@ def test_a_truncated_or_random_checkpoint_is_one_line_naming_the_file(
 def test_a_checkpoint_of_other_sizes_is_one_line_naming_the_difference(
     pixelcnn_checkpoint, tmp_path, monkeypatch, capsys
 ):
-    """Trained on binary shapes, given coloured ones: the data module links 3 channels
-    and 4 levels to the model, and the weights no longer fit."""
+    """Trained on binary shapes, given coloured ones: the data module would link 3
+    channels and 4 levels to the model."""
     monkeypatch.chdir(tmp_path)
     code, line = genlab_fails(
         monkeypatch,
         capsys,
         "test",
         *TINY_PIXELCNN,
-        f"--config={REPO}/configs/pixelcnn/colored_shapes.yaml",
+        "--data.init_args.colored=true",
         f"--ckpt_path={pixelcnn_checkpoint}",
     )
-    assert code == 1 and f"--ckpt_path {pixelcnn_checkpoint}: PixelCNN weights" in line
-    assert "num_levels 2 there, 4 here" in line and "tensors of other shapes" in line
+    assert code == 1 and f"--ckpt_path {pixelcnn_checkpoint}: weights trained on data" in line
+    assert "image_shape [1, 12, 12] there, [3, 12, 12] here; num_levels 2 there, 4 here" in line
 
 
 def test_a_checkpoint_of_another_model_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
@@ -484,3 +489,278 @@ def test_a_checkpoint_write_that_fails_midway_leaves_the_old_file(tmp_path, monk
     assert list(tmp_path.iterdir()) == [path], "no temporary file is left behind"
     io.save_checkpoint({"step": 2}, path)
     assert io.load_checkpoint(path)["step"] == 2
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file below ``folder`` with its bytes and modification time."""
+    return {
+        str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def char_gpt_run(inputs, monkeypatch) -> Path:
+    """``last.ckpt`` of a tiny character GPT fitted for one epoch (run folder in tmp)."""
+    _, args = FAMILIES["char_gpt (schedule, dropout, text)"]
+    args = [arg.format(inputs=inputs) for arg in args]
+    monkeypatch.chdir(inputs)
+    cli = run_cli(["fit", *args, *QUIET, "--trainer.max_epochs=1"])
+    return inputs / cli.trainer.log_dir / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.parametrize("command", ["fit", "test", "predict"])
+def test_a_checkpoint_of_another_model_class_stops_before_its_run_changes(
+    command, char_gpt_run, monkeypatch, capsys
+):
+    """Lightning would swap in the checkpoint's class and arguments; the command stops
+    instead, naming both classes, and the CharGPT run's folder keeps every byte."""
+    run = char_gpt_run.parents[1]
+    before = snapshot(run)
+    code, line = genlab_fails(
+        monkeypatch,
+        capsys,
+        command,
+        f"--config={REPO}/configs/pixelcnn/demo.yaml",
+        f"--ckpt_path={char_gpt_run}",
+    )
+    assert code == 1
+    assert f"--ckpt_path {char_gpt_run}: weights of CharGPT, the config asks for PixelCNN" in line
+    assert snapshot(run) == before
+
+
+def test_model_arguments_that_contradict_the_checkpoint_stop_the_command(
+    pixelcnn_checkpoint, monkeypatch, capsys
+):
+    """Trained with 8 hidden channels, asked for 16: refused, naming both values; asked
+    for 8 (or not asked), the test runs and scores the run's own weights."""
+    monkeypatch.chdir(pixelcnn_checkpoint.parents[4])
+    code, line = genlab_fails(
+        monkeypatch,
+        capsys,
+        "test",
+        *TINY_PIXELCNN,
+        "--model.init_args.hidden_channels=16",
+        f"--ckpt_path={pixelcnn_checkpoint}",
+    )
+    assert code == 1 and "hidden_channels 8 there, 16 asked" in line
+    test = run_cli(["test", *TINY_PIXELCNN, *QUIET, f"--ckpt_path={pixelcnn_checkpoint}"])
+    assert test.model.hparams.hidden_channels == 8
+    record = json.loads((pixelcnn_checkpoint.parents[1] / "metrics.json").read_text())
+    assert record["data"]["class_path"] == "genlab.datamodules.shapes.ShapesDataModule"
+    assert record["data"]["init_args"]["image_size"] == 12
+
+
+@pytest.fixture
+def binary_digits_run(digits_file) -> Path:
+    """``last.ckpt`` of a tiny PixelCNN fitted for one epoch on binarized 28x28 digits;
+    the working folder is the test's tmp folder."""
+    cli = run_cli(
+        [
+            "fit",
+            f"--config={REPO}/configs/pixelcnn/mnist.yaml",
+            *TINY_PIXELCNN[1:4],
+            f"--data.init_args.path={digits_file}",
+            "--data.init_args.batch_size=8",
+            *QUIET,
+            "--trainer.max_epochs=1",
+        ]
+    )
+    return Path(cli.trainer.log_dir).resolve() / "checkpoints" / "last.ckpt"
+
+
+def shapes_of_28(*extra: str) -> list[str]:
+    """The tiny PixelCNN on 28x28 binary shapes: the properties of binarized MNIST."""
+    return [*TINY_PIXELCNN, "--data.init_args.image_size=28", *extra]
+
+
+def test_fit_from_a_run_on_other_data_is_refused_and_the_run_keeps_its_files(
+    binary_digits_run, monkeypatch, capsys
+):
+    """Resuming an MNIST run on shapes (same image shape and levels, so the weights
+    fit) would go on training it on other data in its own folder."""
+    run = binary_digits_run.parents[1]
+    before = snapshot(run)
+    code, line = genlab_fails(
+        monkeypatch, capsys, "fit", *shapes_of_28(), f"--ckpt_path={binary_digits_run}"
+    )
+    assert code == 1 and "fit resumes that run, which trained on other data" in line
+    assert "MNISTDataModule there, ShapesDataModule here" in line
+    code, line = genlab_fails(
+        monkeypatch,
+        capsys,
+        "fit",
+        *shapes_of_28("--data.init_args.image_size=20"),
+        f"--ckpt_path={binary_digits_run}",
+    )
+    assert "image_shape [1, 28, 28] there, [1, 20, 20] here" in line
+    assert snapshot(run) == before
+
+
+def test_fit_from_a_run_with_other_data_arguments_is_refused_by_name(
+    pixelcnn_checkpoint, monkeypatch, capsys
+):
+    """Also for a checkpoint saved before checkpoints recorded their data class: the
+    class then comes from the run's ``fit_config.yaml``."""
+    checkpoint = torch.load(pixelcnn_checkpoint, weights_only=True)
+    assert checkpoint.pop(DATA_CLASS_KEY) == "genlab.datamodules.shapes.ShapesDataModule"
+    old_style = pixelcnn_checkpoint.with_name("old_style.ckpt")
+    torch.save(checkpoint, old_style)
+    monkeypatch.chdir(pixelcnn_checkpoint.parents[4])
+    for path in (pixelcnn_checkpoint, old_style):
+        code, line = genlab_fails(
+            monkeypatch,
+            capsys,
+            "fit",
+            *TINY_PIXELCNN,
+            "--data.init_args.num_train=60",
+            "--data.init_args.batch_size=8",
+            f"--ckpt_path={path}",
+        )
+        assert code == 1 and "other data (num_train 40 there, 60 here)" in line
+
+
+def test_test_and_predict_on_other_data_write_into_a_new_run_folder(binary_digits_run):
+    """Same properties, other data: allowed for scoring, and the figures and samples
+    land in a fresh run folder whose ``metrics.json`` names the data."""
+    run = binary_digits_run.parents[1]
+    before = snapshot(run)
+    test = run_cli(["test", *shapes_of_28(), *QUIET, f"--ckpt_path={binary_digits_run}"])
+    predict = run_cli(["predict", *shapes_of_28(), *QUIET, f"--ckpt_path={binary_digits_run}"])
+    assert snapshot(run) == before
+    for cli in (test, predict):
+        assert Path(cli.trainer.log_dir).resolve().parent == Path("runs/pixelcnn/shapes").resolve()
+    record = json.loads((Path(test.trainer.log_dir) / "metrics.json").read_text())
+    assert record["ckpt_path"] == str(binary_digits_run)
+    assert record["data"]["class_path"] == "genlab.datamodules.shapes.ShapesDataModule"
+    assert (Path(predict.trainer.log_dir) / "predict_samples.pt").is_file()
+
+
+@pytest.mark.parametrize("command", ["validate", "test", "predict"])
+def test_evaluating_without_weights_is_refused_unless_asked_for(
+    command, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    code, line = genlab_fails(monkeypatch, capsys, command, *TINY_PIXELCNN)
+    assert code == 1 and f"genlab {command} needs trained weights: --ckpt_path" in line
+    assert "--untrained true" in line
+    assert not (tmp_path / "runs").exists()
+    cli = run_cli([command, *TINY_PIXELCNN, *QUIET, "--untrained=true"])
+    assert cli.trainer.state.finished
+
+
+@pytest.mark.parametrize("command", ["fit", "test"])
+def test_a_checkpoint_alias_is_refused_in_a_new_process(command, tmp_path, monkeypatch, capsys):
+    """``last`` would mean the last checkpoint of this process, which has none: Lightning
+    would warn and go on with untrained weights."""
+    monkeypatch.chdir(tmp_path)
+    code, line = genlab_fails(monkeypatch, capsys, command, *TINY_PIXELCNN, "--ckpt_path=last")
+    assert code == 1 and "--ckpt_path last: this command has no 'last' checkpoint" in line
+
+
+def test_sigterm_saves_last_ckpt_exits_143_and_the_fit_resumes(tmp_path, monkeypatch, capsys):
+    """SIGTERM at the third step: the step finishes, ``last.ckpt`` holds it, one line says
+    where it is, the status is 143 (128 + SIGTERM), and ``--ckpt_path`` goes on to the
+    end of the fit."""
+    monkeypatch.chdir(tmp_path)
+    on_train_batch_start = PixelCNN.on_train_batch_start
+
+    def terminate_at_third_step(self, batch, batch_idx):
+        if self.global_step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return on_train_batch_start(self, batch, batch_idx)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PixelCNN, "on_train_batch_start", terminate_at_third_step)
+        patch.setattr(
+            sys,
+            "argv",
+            [
+                "genlab",
+                "fit",
+                *TINY_PIXELCNN,
+                *QUIET,
+                "--data.init_args.batch_size=4",
+                "--trainer.max_epochs=1",
+            ],
+        )
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+    assert exit_info.value.code == 143
+    last = tmp_path / "runs/pixelcnn/shapes/version_0/checkpoints/last.ckpt"
+    line = capsys.readouterr().err.splitlines()[-1]
+    saved = last.relative_to(tmp_path)
+    assert line == f"genlab: stopped by SIGTERM; saved {saved}, resume with --ckpt_path {saved}"
+    assert torch.load(last, weights_only=True)["global_step"] == 3
+    resumed = run_cli(
+        [
+            "fit",
+            *TINY_PIXELCNN,
+            *QUIET,
+            "--data.init_args.batch_size=4",
+            "--trainer.max_epochs=1",
+            f"--ckpt_path={last}",
+        ]
+    )
+    assert resumed.trainer.global_step == 9  # 36 training shapes in batches of 4
+
+
+def test_a_resumed_fit_does_not_redraw_the_start_of_training(tmp_path):
+    pictures = ["--trainer.callbacks=[{class_path: genlab.callbacks.ReceptiveField}]"]
+    first = fit(tmp_path, TINY_PIXELCNN, *pictures, "--trainer.max_epochs=1")
+    run = tmp_path / first.trainer.log_dir
+    start, end = run / "receptive_field_start.png", run / "receptive_field_end.png"
+    drawn = start.stat().st_mtime_ns, end.stat().st_mtime_ns
+    last = run / "checkpoints" / "last.ckpt"
+    fit(tmp_path, TINY_PIXELCNN, *pictures, "--trainer.max_epochs=2", f"--ckpt_path={last}")
+    assert start.stat().st_mtime_ns == drawn[0]
+    assert end.stat().st_mtime_ns > drawn[1]
+
+
+def test_a_checkpoint_that_cannot_be_written_is_named_with_the_reason(tmp_path):
+    """A file size limit stands in for a full disk: the write fails with the system's
+    reason, the old checkpoint stays and no temporary file is left."""
+    io, path = AtomicCheckpointIO(), tmp_path / "last.ckpt"
+    io.save_checkpoint({"step": 1}, path)
+    old = path.read_bytes()
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, limits[1]))
+        with pytest.raises(CheckpointWriteError) as error:
+            io.save_checkpoint({"step": 2, "weights": torch.zeros(100_000)}, path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert str(error.value) == f"could not write checkpoint {path}: File too large"
+    assert path.read_bytes() == old
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_temporary_files_of_a_killed_save_are_removed_by_the_next_save(tmp_path):
+    io, path = AtomicCheckpointIO(), tmp_path / "last.ckpt"
+    (tmp_path / ".last.ckpt.0123abcd.tmp").write_bytes(b"PK partial")
+    (tmp_path / ".best.ckpt.0123abcd.tmp").write_bytes(b"PK partial")
+    io.save_checkpoint({"step": 1}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".best.ckpt.0123abcd.tmp", "last.ckpt"]
+
+
+@pytest.mark.parametrize(
+    "contents,message",
+    [
+        ("", "the file holds no settings (empty or only comments)"),
+        ("# a comment only\n", "the file holds no settings (empty or only comments)"),
+        ("model:\n  class_path: [PixelCNN\n", "not valid YAML (expected ',' or ']'"),
+        ("- model\n- data\n", "expected a mapping of sections"),
+    ],
+    ids=["empty", "comments", "syntax", "list"],
+)
+def test_a_config_file_that_holds_no_settings_is_named(
+    contents, message, tmp_path, monkeypatch, capsys
+):
+    config = tmp_path / "broken.yaml"
+    config.write_text(contents)
+    monkeypatch.chdir(tmp_path)
+    code, line = genlab_fails(monkeypatch, capsys, "fit", f"--config={config}")
+    assert code == 2 and f"--config {config}: {message}" in line

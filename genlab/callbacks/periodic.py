@@ -34,9 +34,10 @@ class EveryNEpochs(L.Callback):
     """Calls ``draw(trainer, pl_module, filename)`` with ``{picture}/epoch_NNN.png``
     after every ``every_n_epochs``-th validation (never when it is 0 or less, nor after
     the last epoch, which ``fit``'s end covers), with ``{picture}/epoch_000.png`` before
-    training when ``at_train_start``, and with ``{picture}.png`` at the end of ``fit``.
-    NNN counts the epochs trained, so a series of pictures shows the model improving.
-    Nothing is drawn in dry runs (``fast_dev_run``) or on processes other than rank 0."""
+    the first training step when ``at_train_start`` (not again when a fit resumes), and
+    with ``{picture}.png`` at the end of ``fit``. NNN counts the epochs trained, so a
+    series of pictures shows the model improving. Nothing is drawn in dry runs
+    (``fast_dev_run``) or on processes other than rank 0."""
 
     picture = "picture"
 
@@ -46,7 +47,7 @@ class EveryNEpochs(L.Callback):
         self.at_train_start = at_train_start
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.at_train_start and trainer.current_epoch == 0:
+        if self.at_train_start and trainer.global_step == 0:
             self.draw_if_rank_zero(trainer, pl_module, f"{self.picture}/epoch_000.png")
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -13,9 +13,10 @@ from genlab.callbacks.io import log_figure
 
 
 class ReceptiveField(L.Callback):
-    """Draws ``receptive_field(model, position)`` at the start of ``fit`` (the initial
-    weights) and at its end, into ``receptive_field_start.png`` and
-    ``receptive_field_end.png`` and TensorBoard's ``receptive_field``. ``position`` is
+    """Draws ``receptive_field(model, position)`` before the first training step (the
+    initial weights; a resumed fit does not draw it again) and at the end of ``fit``,
+    into ``receptive_field_start.png`` and ``receptive_field_end.png`` and TensorBoard's
+    ``receptive_field``. ``position`` is
     ``(channel, row, col)``; by default the last channel of the middle pixel. Gradients
     are drawn on a log scale over four decades and exact zeros in black, so the causal
     cut-off and the blind spot show however small the far gradients are.
@@ -28,8 +29,9 @@ class ReceptiveField(L.Callback):
         super().__init__()
         self.position = position
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.draw(trainer, pl_module, "start")
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step == 0:
+            self.draw(trainer, pl_module, "start")
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.draw(trainer, pl_module, "end")

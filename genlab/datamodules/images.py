@@ -58,10 +58,23 @@ def quantize(images: np.ndarray, num_levels: int) -> np.ndarray:
     return (images.astype(np.uint32) * num_levels // 256).astype(np.uint8)
 
 
-def check_num_levels(num_levels: int) -> None:
-    """Reject a level count that uint8 pixels cannot carry."""
+def stretch_levels(images: np.ndarray, levels_in_file: int) -> np.ndarray:
+    """Map values 0..L-1 of images quantized before saving onto 0..255 (L = levels_in_file).
+
+    Level v becomes ceil(256 v / L), the lowest byte that `quantize` to L levels maps back
+    to v: quantizing to K = L levels gives the stored values back, to fewer levels merges
+    neighbours, and `binarize` reads the levels v >= L/2 as on (with L = 2, value 1
+    becomes 128, a digit's stroke). Works on any layout.
+    """
+    check_num_levels(levels_in_file, "levels_in_file")
+    levels = images.astype(np.uint32)
+    return ((levels * 256 + levels_in_file - 1) // levels_in_file).astype(np.uint8)
+
+
+def check_num_levels(num_levels: int, name: str = "num_levels") -> None:
+    """Reject a level count (the argument `name`) that uint8 pixels cannot carry."""
     if not 2 <= num_levels <= 256:
-        raise ValueError(f"num_levels must be between 2 and 256, got {num_levels}")
+        raise ValueError(f"{name} must be between 2 and 256, got {num_levels}")
 
 
 def colorize(
@@ -180,9 +193,15 @@ def split_off_validation(
     """Carve a random validation set of round(N * val_fraction) images out of a train set.
 
     The choice depends only on N, the fraction and the seed; both parts keep the
-    original order.
+    original order. A positive fraction too small to hold out one image is refused, so
+    that a fit never runs without the validation it asked for.
     """
     num_val = round(len(dataset) * val_fraction)
+    if val_fraction > 0 and num_val == 0:
+        raise ValueError(
+            f"val_fraction={val_fraction} of {len(dataset)} training images holds out none; "
+            f"use a larger val_fraction, or 0 to train without validation"
+        )
     if num_val >= len(dataset):
         raise ValueError(
             f"val_fraction={val_fraction} leaves no training images out of {len(dataset)}"

@@ -337,7 +337,8 @@ class CaptionedMNISTDataModule(MNISTDataModule):
     digit label, so array files must carry `train_labels` and `test_labels`.
 
     Args:
-        root, download, path: Where the digits come from, as for `MNISTDataModule`.
+        root, download, path, levels_in_file: Where the digits come from and how an
+            array file stores them, as for `MNISTDataModule`.
         num_levels: Levels per colour channel, K (K^3 colours).
         recolor: Paint the training digits with new random colours (and caption them
             anew) every time a batch is drawn, see `RecoloredCaptions`; validation and
@@ -352,10 +353,17 @@ class CaptionedMNISTDataModule(MNISTDataModule):
         path: str | None = None,
         num_levels: int = 4,
         recolor: bool = False,
+        levels_in_file: int | None = None,
         **kwargs,
     ) -> None:
         super().__init__(
-            root=root, download=download, path=path, num_levels=num_levels, colored=True, **kwargs
+            root=root,
+            download=download,
+            path=path,
+            num_levels=num_levels,
+            colored=True,
+            levels_in_file=levels_in_file,
+            **kwargs,
         )
         self.recolor = recolor
         self._vocabulary = WordVocabulary()

@@ -37,6 +37,9 @@ from torch.utils.data import DataLoader, Dataset
 from genlab.datamodules.in_memory import whole_batch_loader
 
 IGNORE = -100  # target of a padded position; cross_entropy's default ignore_index
+SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
+# What else lengthens a split that is too short for one window, besides a longer text.
+LONGER_SPLIT = {"train": "", "val": ", a larger val_fraction", "test": ", a larger test_fraction"}
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,27 @@ def split_in_order(parts: str | list[str], val_fraction: float, test_fraction: f
     }
 
 
+def check_no_split_is_empty(
+    parts: dict, file: Path, val_fraction: float, test_fraction: float, unit: str
+) -> None:
+    """Stop when a split came out empty because the file has too few characters or
+    documents (``unit``) for the fractions: a fit would run without validation, and a
+    test would quietly read the validation split."""
+    total = sum(len(part) for part in parts.values())
+    if not parts["train"]:
+        raise ValueError(
+            f"{file}: val_fraction {val_fraction} and test_fraction {test_fraction} leave "
+            f"none of {total} {unit} for training; use a longer text or smaller fractions"
+        )
+    for split, fraction in (("val", val_fraction), ("test", test_fraction)):
+        if fraction > 0 and not parts[split]:
+            raise ValueError(
+                f"{file}: {split}_fraction {fraction} of {total} {unit} leaves the "
+                f"{SPLIT_NAMES[split]} split empty; use a longer text or a larger "
+                f"{split}_fraction"
+            )
+
+
 def pad_batch(examples: list[tuple[Tensor, Tensor]], pad: int) -> tuple[Tensor, Tensor]:
     """Stack examples of different lengths: inputs padded with ``pad``, targets with
     ``IGNORE``."""
@@ -269,11 +293,8 @@ class TextDataModule(L.LightningDataModule):
         if example == "document":
             parts = [document for document in text.split(document_separator) if document.strip()]
         self.parts = split_in_order(parts, val_fraction, test_fraction)
-        if not self.parts["train"] or not self.parts["val"]:
-            raise ValueError(
-                f"{self.file}: too little text for a training and a validation split "
-                f"({len(parts)} {'documents' if example == 'document' else 'characters'})"
-            )
+        unit = "documents" if example == "document" else "characters"
+        check_no_split_is_empty(self.parts, self.file, val_fraction, test_fraction, unit)
         train_text = "".join(self.parts["train"])
         self.vocab = CharVocabulary(vocabulary or CharVocabulary.of_text(train_text).characters)
         vocabulary = self.vocab.characters
@@ -317,10 +338,26 @@ class TextDataModule(L.LightningDataModule):
                     )
             return Documents(documents, self.vocab)
         stream = self.vocab.encode(part, source)
-        if split == "test" or (split == "val" and not self.parts["test"]):
+        ends_the_file = split == "test" or (split == "val" and not self.parts["test"])
+        if ends_the_file:
             stream = torch.cat([stream, torch.tensor([self.vocab.eos])])
+        if len(stream) < length:
+            raise ValueError(self.too_short_for_a_window(split, ends_the_file))
         stride = 1 if split == "train" else length
         return Windows(stream, length, stride, self.vocab.bos)
+
+    def too_short_for_a_window(self, split: str, ends_with_eos: bool) -> str:
+        """Why a split yields no window: without this, training stops inside torch's
+        sampler and a short validation or test split is skipped without a word."""
+        length = self.hparams.context_length
+        needed = f"{length - 1} characters and <eos>" if ends_with_eos else f"{length} characters"
+        total = sum(len(part) for part in self.parts.values())
+        return (
+            f"{self.file} ({total} characters): the {SPLIT_NAMES[split]} split has "
+            f"{len(self.parts[split])} characters, fewer than one window of context_length "
+            f"{length} needs ({needed}); use a longer text{LONGER_SPLIT[split]} or a smaller "
+            f"context_length"
+        )
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
         return whole_batch_loader(self.datasets[split], self, shuffle)

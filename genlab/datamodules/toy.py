@@ -22,6 +22,13 @@ def entropy_of(pmf: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
+def check_val_fraction(val_fraction: float) -> None:
+    """Reject a validation share outside [0, 1): a negative one would carve the
+    validation split out of the test split."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+
+
 class ToyDataModule(L.LightningDataModule, ABC):
     """Subclasses implement ``draw(rng) -> LongTensor [N, ...]`` and ``true_pmf()``; ``seed``,
     ``val_fraction`` and ``batch_size`` must be among their saved hyperparameters."""

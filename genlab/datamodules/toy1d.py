@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from genlab.datamodules.toy import ToyDataModule, entropy_of
+from genlab.datamodules.toy import ToyDataModule, check_val_fraction, entropy_of
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,7 @@ class Toy1DDataModule(ToyDataModule):
         batch_size: int = 128,
     ) -> None:
         super().__init__()
+        check_val_fraction(val_fraction)
         if preset is None:
             self.distribution = Mixture1D(tuple(means), tuple(stds), tuple(weights), num_bins)
             self.count = num_samples or 10_000

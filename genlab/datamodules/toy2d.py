@@ -2,9 +2,11 @@
 known joint distribution, which is kept for exact reference (its entropy is the floor of
 any model's NLL).
 
-The joint comes from a density array (``.npy``, any non-negative ``[d, d]`` array), from a
-grayscale image file (brighter = likelier, resized to ``d x d``), or from a built-in
-procedural picture. Row index is ``x1``, column index ``x2``.
+The joint comes from a density array (``.npy``, any ``[d, d]`` array of finite,
+real, non-negative numbers with a positive finite sum, d >= 2), from a grayscale image
+file (brighter = likelier, resized to ``d x d``), or from a built-in procedural picture.
+Row index is ``x1``, column index ``x2``. A file that is unreadable or breaks these rules
+stops with one line naming it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.datamodules.toy import ToyDataModule
+from genlab.datamodules.files import read_grayscale_image, read_npy
+from genlab.datamodules.toy import ToyDataModule, check_val_fraction
+
+DENSITY_VALUES = "finite non-negative real values with a positive finite sum"
 
 
 def procedural_density(size: int) -> np.ndarray:
@@ -33,17 +38,42 @@ def load_density(path: str | Path, size: int) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"density file not found: {path}")
     if path.suffix == ".npy":
-        density = np.load(path)
-        if density.ndim != 2 or density.shape[0] != density.shape[1]:
-            raise ValueError(f"{path}: expected a square [d, d] array, got shape {density.shape}")
+        density = real_square_array(read_npy(path), path)
     else:
-        from PIL import Image
+        density = read_grayscale_image(path, size)
+    problem = density_problem(density)
+    if problem:
+        raise ValueError(f"{path}: expected {DENSITY_VALUES}, got {problem}")
+    return density
 
-        with Image.open(path) as image:
-            density = np.asarray(image.convert("L").resize((size, size)), dtype=np.float64)
-    if not np.isfinite(density).all() or density.min() < 0 or density.sum() <= 0:
-        raise ValueError(f"{path}: expected finite non-negative values with a positive sum")
-    return density.astype(np.float64)
+
+def real_square_array(array: np.ndarray, path: Path) -> np.ndarray:
+    """A ``[d, d]`` array of real numbers (d >= 2) as float64; anything else stops naming
+    the file. Complex numbers are refused rather than cast, which would drop their
+    imaginary parts."""
+    if array.ndim != 2 or array.shape[0] != array.shape[1] or len(array) < 2:
+        raise ValueError(
+            f"{path}: expected a square [d, d] array with d >= 2, got shape {array.shape}"
+        )
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: expected {DENSITY_VALUES}, got dtype {array.dtype}")
+    return array.astype(np.float64)
+
+
+def density_problem(density: np.ndarray) -> str | None:
+    """What keeps a float64 array from being normalised into a distribution, in words,
+    or None. The sum is checked too: values near the float64 limit overflow it to inf."""
+    if not np.isfinite(density).all():
+        return "NaN or infinite values"
+    if density.min() < 0:
+        return f"negative values (the smallest is {density.min():g})"
+    with np.errstate(over="ignore"):
+        total = density.sum()
+    if not np.isfinite(total):
+        return f"values up to {density.max():g}, whose sum overflows to inf"
+    if total == 0:
+        return "all zero values"
+    return None
 
 
 class Toy2DDataModule(ToyDataModule):
@@ -70,6 +100,9 @@ class Toy2DDataModule(ToyDataModule):
         batch_size: int = 256,
     ) -> None:
         super().__init__()
+        check_val_fraction(val_fraction)
+        if num_bins < 2:
+            raise ValueError(f"num_bins must be at least 2, got {num_bins}")
         raw = procedural_density(num_bins) if path is None else load_density(path, num_bins)
         self.density = raw / raw.sum()
         num_bins = self.density.shape[0]  # an array file has its own; save the one in use
