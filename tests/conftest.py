@@ -43,6 +43,13 @@ def vqvae_run(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
+def in_tmp(tmp_path, monkeypatch) -> Path:
+    """The test's tmp folder as the working folder, where runs go."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
 def digits_file(tmp_path, monkeypatch):
     """Random 28x28 grayscale "digits" with labels in a course-style array file; runs
     go to tmp."""

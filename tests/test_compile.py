@@ -38,12 +38,6 @@ TINY = [
 UNAVAILABLE = "InvalidCxxCompiler: No working C++ compiler found"
 
 
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def unsupported_platform(function, **options):
     """``torch.compile`` where dynamo does not run: it raises at once."""
     raise RuntimeError("torch.compile is not supported on this Python version")

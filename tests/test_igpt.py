@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-import itertools
 import math
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
+from sampling_checks import assert_samples_follow_the_model, record_step_logits
 from torch.utils.data import DataLoader, TensorDataset
 
-from genlab.analysis import decoding_step_seconds
+from genlab.analysis import decoding_step_seconds, timing
 from genlab.lightning_modules import IGPT
 from genlab.lightning_modules.base import warmup_cosine
 
 
-def tiny_igpt(image_shape=(1, 3, 3), num_levels=2):
+def tiny_igpt(image_shape=(1, 3, 3), num_levels=2, perturbation=0.0):
+    """A small model, its weights moved off their initialisation by ``perturbation``
+    standard deviations."""
     torch.manual_seed(0)
-    return IGPT(image_shape, num_levels, width=16, num_heads=2, num_layers=2).eval()
+    model = IGPT(image_shape, num_levels, width=16, num_heads=2, num_layers=2)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(perturbation * torch.randn_like(parameter))
+    return model.eval()
 
 
 def images(shape, num_levels, count=5, seed=0):
@@ -51,9 +58,17 @@ def test_log_prob_is_the_product_of_next_token_softmaxes():
 
 
 @pytest.mark.parametrize("shape,levels", [((1, 4, 4), 2), ((3, 3, 3), 4)])
-def test_cached_and_uncached_sampling_give_identical_images(shape, levels):
+def test_each_cached_step_draws_from_the_full_pass_logits_and_both_paths_agree(
+    shape, levels, monkeypatch
+):
     model = tiny_igpt(shape, levels)
+    steps = record_step_logits(model.gpt, monkeypatch)
     cached = model.sample(6, generator=torch.Generator().manual_seed(3), use_cache=True)
+    step_logits = torch.stack(steps, dim=1)
+    with torch.no_grad():
+        full = model(cached)
+    assert step_logits.shape == full.shape == (6, shape[1] * shape[2], levels ** shape[0])
+    assert (step_logits - full).abs().max() < 1e-5
     uncached = model.sample(6, generator=torch.Generator().manual_seed(3), use_cache=False)
     assert torch.equal(cached, uncached)
     assert cached.shape == (6, *shape) and cached.max() < levels
@@ -61,15 +76,11 @@ def test_cached_and_uncached_sampling_give_identical_images(shape, levels):
 
 
 def test_samples_follow_the_model_distribution_exactly():
-    model = tiny_igpt((1, 2, 2), 2)
-    every_image = torch.tensor(list(itertools.product([0, 1], repeat=4))).view(-1, 1, 2, 2)
-    with torch.no_grad():
-        probabilities = model.log_prob(every_image).exp()
-    assert probabilities.sum().item() == pytest.approx(1.0, abs=1e-5)
-    samples = model.sample(20_000, generator=torch.Generator().manual_seed(0))
-    codes = (samples.flatten(1) * torch.tensor([8, 4, 2, 1])).sum(1)
-    frequencies = torch.bincount(codes, minlength=16).float() / len(samples)
-    assert (frequencies - probabilities).abs().max() < 0.015
+    """Weights moved far enough that each pixel depends strongly on those before it, so a
+    sampler that reads the wrong pixels, or draws at another temperature, shows."""
+    model = tiny_igpt((1, 2, 3), 2, perturbation=0.5)
+    samples = model.sample(30_000, generator=torch.Generator().manual_seed(0))
+    assert_samples_follow_the_model(model, samples, 2)
 
 
 def test_colour_validation_reports_nats_per_token_as_three_subpixels():
@@ -98,9 +109,12 @@ def test_bad_images_and_shapes_are_named():
         tiny_igpt().log_prob(torch.full((1, 1, 3, 3), 2))
 
 
-def test_step_times_cover_every_token():
+def test_each_step_time_spans_the_one_pass_that_drew_its_token(monkeypatch):
+    """A clock that reads the number of GPT passes made so far: with and without the
+    cache, every token's time is one pass, from the first to the last."""
     model = tiny_igpt((1, 8, 8), 2)
-    cached = decoding_step_seconds(model, 4, True, torch.Generator().manual_seed(0))
-    uncached = decoding_step_seconds(model, 4, False, torch.Generator().manual_seed(0))
-    assert len(cached) == len(uncached) == 64
-    assert all(seconds > 0 for seconds in cached + uncached)
+    passes = record_step_logits(model.gpt, monkeypatch)
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=lambda: float(len(passes))))
+    for use_cache in (True, False):
+        seconds = decoding_step_seconds(model, 4, use_cache, torch.Generator().manual_seed(0))
+        assert seconds == [1.0] * 64

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from sampling_checks import record_step_logits
 
 from genlab.cli import run_cli
 from genlab.datamodules.multimodal import PAD, WordVocabulary
@@ -119,17 +120,24 @@ def test_every_sample_is_well_formed_in_all_three_modes(vqvae_run, bias):
         assert isinstance(text, str) and image.shape == (3, 28, 28)
 
 
-def test_caption_to_image_conditions_at_the_training_positions(vqvae_run):
+def test_caption_to_image_conditions_at_the_training_positions(vqvae_run, monkeypatch):
+    """Each cached step's logits are those of one uncached pass over the finished
+    sequence, and greedy decoding takes their likeliest code."""
     model = untrained(vqvae_run[1])
     joint = model.joint
     prompts = [joint.text_tokens(model.words.encode(text)) for text in CAPTIONS]
     batched = model.complete(prompts, greedy=True)
+    steps = record_step_logits(model.gpt, monkeypatch)
     for prompt, sequence in zip(prompts, batched, strict=True):
+        steps.clear()
         alone = model.continue_sequences(prompt[None], greedy=True)[0]
         assert torch.equal(sequence, alone), "no padding or neighbour changes a sample"
+        step_logits = torch.cat(steps)
         with torch.no_grad():  # one uncached pass over <bos> caption <eot> image
             logits = model.gpt(model.gpt.with_bos(sequence[None]))[0]
         start = len(prompt)
+        assert step_logits.shape == logits[start:-1].shape
+        assert (step_logits - logits[start:-1]).abs().max() < 1e-5
         codes = logits[start : start + 49, joint.num_words : joint.end_of_text]
         assert torch.equal(sequence[start : start + 49], codes.argmax(dim=1) + joint.num_words)
         assert sequence[start + 49].item() == joint.end_of_image

@@ -16,28 +16,10 @@ from genlab.datamodules.multimodal import (
     parse_caption,
 )
 
-NUM_TRAIN, NUM_TEST = 40, 12
-
 
 def all_colors(num_levels: int) -> np.ndarray:
     """Every RGB colour of K levels per channel, [K^3, 3]."""
     return color_code_to_rgb(np.arange(num_levels**3), num_levels)
-
-
-@pytest.fixture
-def digits_file(tmp_path) -> tuple[str, dict[str, np.ndarray]]:
-    """A tiny array file of random binary-ish 28x28 digits (dark 0..100, bright 160..255)."""
-    rng = np.random.default_rng(7)
-    contents = {}
-    for split, count in (("train", NUM_TRAIN), ("test", NUM_TEST)):
-        bright = rng.random((count, 28, 28, 1)) < 0.3
-        contents[split] = np.where(
-            bright, rng.integers(160, 256, bright.shape), rng.integers(0, 101, bright.shape)
-        ).astype(np.uint8)
-        contents[f"{split}_labels"] = rng.integers(0, 10, count)
-    path = tmp_path / "digits.npz"
-    np.savez(path, **contents)
-    return str(path), contents
 
 
 def single_color(pixels: torch.Tensor) -> tuple[int, ...]:
@@ -161,16 +143,16 @@ def test_unknown_words_and_ids_are_named():
 
 
 def test_datamodule_properties_are_known_before_setup(digits_file):
-    datamodule = CaptionedMNISTDataModule(path=digits_file[0], batch_size=8)
+    datamodule = CaptionedMNISTDataModule(path=str(digits_file), batch_size=8)
     assert datamodule.image_shape == (3, 28, 28)
     assert datamodule.num_levels == 4
     assert datamodule.name == "captioned_mnist"
-    assert CaptionedMNISTDataModule(path=digits_file[0], num_levels=2).name.endswith("_2levels")
+    assert CaptionedMNISTDataModule(path=str(digits_file), num_levels=2).name.endswith("_2levels")
     assert datamodule.vocabulary == WordVocabulary()
 
 
 def test_batches_hold_images_labels_and_padded_captions(digits_file):
-    datamodule = CaptionedMNISTDataModule(path=digits_file[0], batch_size=8)
+    datamodule = CaptionedMNISTDataModule(path=str(digits_file), batch_size=8)
     datamodule.setup("fit")
     images, labels, captions = next(iter(datamodule.train_dataloader()))
     assert images.shape == (8, 3, 28, 28) and images.dtype == torch.long
@@ -184,9 +166,9 @@ def test_batches_hold_images_labels_and_padded_captions(digits_file):
 
 @pytest.mark.parametrize("num_levels", [2, 4])
 def test_caption_names_the_label_and_the_colours_painted(digits_file, num_levels):
-    path, contents = digits_file
+    contents = np.load(digits_file)
     datamodule = CaptionedMNISTDataModule(
-        path=path, num_levels=num_levels, val_fraction=0.0, seed=3
+        path=str(digits_file), num_levels=num_levels, val_fraction=0.0, seed=3
     )
     datamodule.setup("fit")
     for split, dataset in (("train", datamodule.train_set), ("test", datamodule.test_set)):
@@ -204,9 +186,9 @@ def test_caption_names_the_label_and_the_colours_painted(digits_file, num_levels
 
 
 def test_captions_follow_their_images_into_the_validation_split(digits_file):
-    datamodule = CaptionedMNISTDataModule(path=digits_file[0], val_fraction=0.3)
+    datamodule = CaptionedMNISTDataModule(path=str(digits_file), val_fraction=0.3)
     datamodule.setup("fit")
-    assert len(datamodule.val_set) == 12
+    assert len(datamodule.val_set) == 7  # 30% of the 24 training digits
     for dataset in (datamodule.train_set, datamodule.val_set):
         for image, label, ids in zip(dataset.images, dataset.labels, dataset.captions, strict=True):
             painted = {color_name(rgb, 4) for rgb in torch.unique(image.flatten(1), dim=1).T}
@@ -225,7 +207,7 @@ def test_array_file_without_labels_is_refused_by_name(tmp_path):
 
 
 def test_recolored_training_batches_are_repainted_and_recaptioned_at_every_draw(digits_file):
-    path, _ = digits_file
+    path = str(digits_file)
     plain = CaptionedMNISTDataModule(path=path, val_fraction=0.3, seed=3)
     recolored = CaptionedMNISTDataModule(path=path, val_fraction=0.3, seed=3, recolor=True)
     for datamodule in (plain, recolored):

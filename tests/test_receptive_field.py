@@ -29,21 +29,25 @@ def subpixel_order(channel, row, col, width, channels, color_mode):
     return pixel * channels + (channel if color_mode in ("autoregressive", "made") else 0)
 
 
-@pytest.mark.parametrize(
-    "image_shape,color_mode,architecture",
-    [
-        ((1, 7, 7), "independent", "plain"),
-        ((3, 6, 6), "independent", "residual"),
-        ((3, 6, 6), "autoregressive", "plain"),
-        ((3, 6, 6), "autoregressive", "residual"),
-        ((3, 6, 6), "made", "residual"),
-    ],
-)
+CASES = [
+    ((1, 7, 7), "independent", "plain"),
+    ((3, 6, 6), "independent", "residual"),
+    ((3, 6, 6), "autoregressive", "plain"),
+    ((3, 6, 6), "autoregressive", "residual"),
+    ((3, 6, 6), "made", "residual"),
+]
+
+
+def targets(channels):
+    return [(channels - 1, 3, 2), (0, 2, 4), (channels // 2, 4, 0)]
+
+
+@pytest.mark.parametrize("image_shape,color_mode,architecture", CASES)
 def test_gradient_is_zero_at_and_after_the_target(image_shape, color_mode, architecture):
     model = pixelcnn(image_shape, color_mode, architecture)
     channels, height, width = image_shape
     image = torch.randint(0, 4, image_shape, generator=torch.Generator().manual_seed(0))
-    for target in [(channels - 1, 3, 2), (0, 2, 4), (channels // 2, 4, 0)]:
+    for target in targets(channels):
         gradient = input_gradient(model, target, image)
         rank = subpixel_order(*target, width, channels, color_mode)
         for c, i, j in torch.nonzero(gradient).tolist():
@@ -51,10 +55,26 @@ def test_gradient_is_zero_at_and_after_the_target(image_shape, color_mode, archi
                 f"target {target} has a gradient at the later input {(c, i, j)}"
             )
         assert gradient.sum() > 0, "the prediction reads nothing at all"
+        _, row, col = target
+        assert (gradient[:, row, :col] > 0).all(), "every subpixel left of it in its row"
         field = receptive_field(model, target, image)
         assert field.shape == (height, width)
-        assert field[target[1], target[2] :].sum() == 0 or color_mode != "independent"
-        assert field[target[1] + 1 :].sum() == 0
+        assert field[row, col + 1 :].sum() == 0 and field[row + 1 :].sum() == 0
+
+
+@pytest.mark.parametrize("image_shape,color_mode,architecture", CASES)
+def test_the_target_reads_exactly_the_earlier_channels_of_its_own_pixel(
+    image_shape, color_mode, architecture
+):
+    model = pixelcnn(image_shape, color_mode, architecture)
+    channels = image_shape[0]
+    image = torch.randint(0, 4, image_shape, generator=torch.Generator().manual_seed(0))
+    for channel, row, col in targets(channels):
+        gradient = input_gradient(model, (channel, row, col), image)
+        in_order = color_mode in ("autoregressive", "made")
+        assert (gradient[:, row, col] > 0).tolist() == [
+            in_order and c < channel for c in range(channels)
+        ], f"target {(channel, row, col)}"
 
 
 def test_plain_pixelcnn_has_a_blind_spot_up_and_to_the_right():

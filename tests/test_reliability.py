@@ -223,6 +223,8 @@ def test_fitting_one_epoch_then_one_more_equals_fitting_two(tmp_path):
         tmp_path / "resumed", TINY_PIXELCNN, "--trainer.max_epochs=2", f"--ckpt_path={last}"
     )
     assert isinstance(resumed.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    assert Path(resumed.trainer.log_dir) == Path("runs/pixelcnn/shapes/version_0")
+    assert not (run.parent / "version_1").exists()
     assert_same_weights(straight.model, resumed.model)
     assert {p.name for p in last.parent.iterdir()} == {"best.ckpt", "last.ckpt"}, "no -v1 copies"
     assert_same_scalars(

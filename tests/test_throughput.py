@@ -5,6 +5,7 @@ and reports both."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from genlab.lightning_modules import PixelCNN, base
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import throughput  # noqa: E402
 from throughput import interleaved_fit, measure_throughput, pixelcnn_workload  # noqa: E402
 
 POEMS = "roses are red\n\nviolets are blue\n\nsugar is sweet\n\nand so are you\n\nthe end"
@@ -187,20 +189,41 @@ def test_captions_by_table_lookup_are_the_captions_as_text(num_levels):
         caption_ids(labels - 1, foreground, background, num_levels, vocabulary)
 
 
+def scripted_clock(seconds: list[float]):
+    """A stand-in for ``wait_for`` whose readings advance by ``seconds`` in turn, over
+    and over."""
+    steps = itertools.cycle(seconds)
+    now = 0.0
+
+    def wait_for(device: torch.device) -> float:
+        nonlocal now
+        now += next(steps)
+        return now
+
+    return wait_for
+
+
 @pytest.mark.slow
-def test_the_benchmark_reports_both_loops_side_by_side():
-    results = measure_throughput(steps=2, warmup=1, rounds=2, tiny=True)
+def test_the_benchmark_reports_median_step_times_of_both_loops_and_their_ratios(monkeypatch):
+    """A clock that gives every Lightning and plain step a set length: one warm-up step
+    of 50 s each (not counted), then Lightning 2, 4, 6 s against plain 1, 1, 6 s in the
+    first round and 8 s against 4 s thrice in the second. Medians over both rounds:
+    Lightning 7 s, plain 4 s; medians of the step-pair ratios 1/2, and of each round's
+    medians 1/4 and 1/2."""
+    round_one = [0, 50, 50, 2, 1, 4, 1, 6, 6]  # the start, then (Lightning, plain) pairs
+    round_two = [0, 50, 50, 8, 4, 8, 4, 8, 4]
+    monkeypatch.setattr(throughput, "wait_for", scripted_clock(round_one + round_two))
+    results = measure_throughput(steps=3, warmup=1, rounds=2, tiny=True)
     assert results["device"] == "cpu" and results["rounds"] == 2
-    for family, unit in (("pixelcnn", "images"), ("char_gpt", "tokens")):
+    for family, unit, items in (("pixelcnn", "images", 32), ("char_gpt", "tokens", 12 * 64)):
         figures = results[family]
-        assert figures["unit"] == unit and figures["steps"] == 2
-        assert len(figures["round_ratios"]) == 2
-        step = figures["median_step_seconds"]
-        assert step["lightning"] > 0 and step["plain"] > 0
-        assert figures["ratio"] == pytest.approx(step["plain"] / step["lightning"])
-        rates = figures["lightning_per_second"] / figures["plain_per_second"]
-        assert figures["ratio"] == pytest.approx(rates)
-        assert figures["paired_step_ratio"] > 0
+        assert figures["unit"] == unit and figures["steps"] == 3
+        assert figures["median_step_seconds"] == {"lightning": 7.0, "plain": 4.0}
+        assert figures["ratio"] == pytest.approx(4 / 7)
+        assert figures["paired_step_ratio"] == pytest.approx(1 / 2)
+        assert figures["round_ratios"] == pytest.approx([1 / 4, 1 / 2])
+        assert figures["lightning_per_second"] == pytest.approx(items / 7)
+        assert figures["plain_per_second"] == pytest.approx(items / 4)
     with pytest.raises(ValueError, match="families: unknown"):
         measure_throughput(families=("nope",))
 

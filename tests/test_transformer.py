@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sampling_checks import record_step_logits
 
 from genlab.nn.transformer import GPT, GPTConfig, causal_mask, filter_logits
 
@@ -77,16 +78,23 @@ def test_generation_from_an_empty_prompt_fills_the_context():
 
 @pytest.mark.parametrize("prompt_length", [0, 3, 20])
 def test_generation_past_the_context_slides_the_view_the_same_way_with_and_without_cache(
-    prompt_length,
+    prompt_length, monkeypatch
 ):
+    """30 tokens through a context of 12: the view slides several times, and every
+    cached step draws from the logits of one uncached pass over the same view."""
     model = tiny_gpt()
     prompt = tokens(3, prompt_length, seed=2)
-    runs = [
-        model.generate(prompt, 30, use_cache=use_cache, generator=torch.Generator().manual_seed(1))
-        for use_cache in (True, False)
-    ]
+    steps = record_step_logits(model, monkeypatch)
+    runs, step_logits = [], []
+    for use_cache in (True, False):
+        steps.clear()
+        generator = torch.Generator().manual_seed(1)
+        runs.append(model.generate(prompt, 30, use_cache=use_cache, generator=generator))
+        step_logits.append(torch.stack(steps, dim=1))
     assert torch.equal(runs[0], runs[1])
     assert runs[0].shape == (3, prompt_length + 30)
+    assert step_logits[0].shape == (3, 30, 7)
+    assert (step_logits[0] - step_logits[1]).abs().max() < 1e-5
 
 
 def test_greedy_generation_past_the_context_reads_bos_and_the_newer_half():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from sampling_checks import record_step_logits
 
 from genlab.cli import run_cli
 from genlab.lightning_modules import VQVAE, VQPrior
@@ -72,14 +73,22 @@ def test_log_prob_is_the_sum_of_next_token_log_softmaxes(vqvae_run):
     assert torch.allclose(nats_per_dim, -log_prob / (3 * 28 * 28))
 
 
-def test_cached_and_uncached_sampling_give_identical_images(vqvae_run):
+def test_each_cached_step_draws_from_the_full_pass_logits_and_both_paths_agree(
+    vqvae_run, monkeypatch
+):
     _, ckpt = vqvae_run
     prior = tiny_prior(ckpt)
+    steps = record_step_logits(prior.gpt, monkeypatch)
+    tokens = prior.sample_tokens(4, generator=torch.Generator().manual_seed(3))
+    step_logits = torch.stack(steps, dim=1)
+    with torch.no_grad():
+        full = prior(tokens)
+    assert step_logits.shape == full.shape == (4, 49, 8)
+    assert (step_logits - full).abs().max() < 1e-5
+    assert tokens.shape == (4, 7, 7) and tokens.dtype == torch.long
     cached = prior.sample(4, generator=torch.Generator().manual_seed(3), use_cache=True)
     uncached = prior.sample(4, generator=torch.Generator().manual_seed(3), use_cache=False)
     assert torch.equal(cached, uncached)
-    tokens = prior.sample_tokens(4, generator=torch.Generator().manual_seed(3))
-    assert tokens.shape == (4, 7, 7) and tokens.dtype == torch.long
     assert torch.equal(prior.vqvae.decode(tokens), cached)
 
 

@@ -37,10 +37,23 @@ class MaskedLinear(nn.Linear):
 def one_hot_levels(x: Tensor, num_levels: int) -> Tensor:
     """One-hot codes ``[..., K]`` of levels ``x``. Float levels get the piecewise-linear
     code ``max(0, 1 - |x - k|)``, equal to the one-hot at integers, so gradients with
-    respect to an image can pass through (as receptive-field analyses need)."""
+    respect to an image can pass through (as receptive-field analyses need). Its kinks
+    sit at the integers, where autograd's one-sided derivatives are zero; the gradient
+    is the symmetric derivative instead, which is not (+-1/2 for the neighbouring
+    levels)."""
     if not x.is_floating_point():
         return F.one_hot(x, num_levels).float()
     levels = torch.arange(num_levels, device=x.device, dtype=x.dtype)
+    code = tent_code(x.detach(), levels)
+    step = 1e-3
+    slope = (tent_code(x.detach() + step, levels) - tent_code(x.detach() - step, levels)) / (
+        2 * step
+    )
+    return code + slope * (x - x.detach())[..., None]
+
+
+def tent_code(x: Tensor, levels: Tensor) -> Tensor:
+    """``max(0, 1 - |x - k|)`` for every level k: the one-hot code at integer ``x``."""
     return (1 - (x[..., None] - levels).abs()).clamp(min=0)
 
 
