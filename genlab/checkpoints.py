@@ -116,7 +116,9 @@ def read_checkpoint(path: str | Path, weights_only: bool | None = None) -> dict:
 def check_fits(checkpoint: dict, model: L.LightningModule, path: str | Path) -> None:
     """A ``ValueError`` naming the file, the model it holds and the differences when the
     checkpoint's weights do not load into ``model`` (what Lightning would report as a
-    page of missing, unexpected and resized tensors)."""
+    page of missing, unexpected and resized tensors). The model's ``on_load_checkpoint``
+    runs first, as Lightning runs it before loading (it may convert an older layout)."""
+    model.on_load_checkpoint(checkpoint)
     saved, own = checkpoint["state_dict"], model.state_dict()
     resized = [name for name in own if name in saved and saved[name].shape != own[name].shape]
     missing = [name for name in own if name not in saved] if model.strict_loading else []

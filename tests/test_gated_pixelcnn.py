@@ -12,7 +12,7 @@ from sampling_checks import assert_samples_follow_the_model
 
 from genlab.analysis import input_gradient, receptive_field
 from genlab.lightning_modules import GatedPixelCNN
-from genlab.nn.gated_pixelcnn import middle_dilations, stack_mask
+from genlab.nn.gated_pixelcnn import StackConv2d, middle_dilations, stack_mask
 
 
 def tiny_gated(
@@ -125,11 +125,13 @@ def test_log_prob_is_the_sum_of_the_conditionals(variant):
         assert torch.allclose(model.log_prob(x), by_hand, atol=1e-5)
 
 
-@pytest.mark.parametrize("variant", ["gated", "plain"])
-def test_samples_follow_the_model_distribution_exactly(variant):
+@pytest.mark.parametrize("variant,hidden,perturbation", [("gated", 24, 0.25), ("plain", 16, 0.3)])
+def test_samples_follow_the_model_distribution_exactly(variant, hidden, perturbation):
     """Weights moved far enough that each pixel depends strongly on those before it, so a
     sampler that reads the wrong pixels, or draws at another temperature, shows."""
-    model = tiny_gated((1, 2, 3), num_levels=2, variant=variant, hidden=24, perturbation=0.25)
+    model = tiny_gated(
+        (1, 2, 3), num_levels=2, variant=variant, hidden=hidden, perturbation=perturbation
+    )
     samples = model.sample(20_000, generator=torch.Generator().manual_seed(0))
     assert_samples_follow_the_model(model, samples, 2)
 
@@ -157,3 +159,63 @@ def test_each_variant_has_its_own_run_folder_name():
     assert tiny_gated((1, 3, 3)).name == "gated_pixelcnn"
     assert tiny_gated((1, 3, 3), variant="plain").name == "gated_pixelcnn_plain"
     assert tiny_gated((1, 3, 3), causal=False).name == "gated_pixelcnn_noncausal"
+
+
+def full_kernel(layer: StackConv2d, masked_out: float) -> torch.Tensor:
+    """The layer's taps laid on the full kxk window, ``masked_out`` everywhere else (the
+    layout of the masked convolutions the layer replaces)."""
+    k, centre = layer.window, layer.window // 2
+    full = torch.full((*layer.weight.shape[:2], k, k), masked_out)
+    rows, cols = layer.kernel_size
+    if layer.stack == "vertical":
+        full[..., :rows, :] = layer.weight
+    else:
+        full[..., centre, :cols] = layer.weight[..., 0, :]
+    return full
+
+
+@pytest.mark.parametrize("stack", ["vertical", "horizontal"])
+@pytest.mark.parametrize("include_centre", [False, True])
+@pytest.mark.parametrize("kernel_size,dilation", [(3, 1), (5, 1), (3, 2)])
+def test_a_stack_convolution_equals_the_masked_full_kernel(
+    stack, include_centre, kernel_size, dilation
+):
+    torch.manual_seed(0)
+    layer = StackConv2d(stack, 2, 3, kernel_size, include_centre, dilation)
+    mask = stack_mask(stack, kernel_size, include_centre)
+    assert layer.weight[0, 0].numel() == mask.sum()
+    x = torch.randn(2, 2, 7, 8)
+    masked = torch.nn.functional.conv2d(
+        x,
+        full_kernel(layer, masked_out=5.0) * mask,
+        layer.bias,
+        padding=dilation * (kernel_size // 2),
+        dilation=dilation,
+    )
+    torch.testing.assert_close(layer(x), masked, rtol=0, atol=1e-5)
+
+
+def test_a_checkpoint_with_full_kernels_loads_and_computes_the_same_network():
+    """Checkpoints written when the stacks held masked kxk kernels: the taps each layer
+    reads are kept, whatever the masked-out taps held."""
+    model = tiny_gated((1, 5, 6))
+    old_state = model.state_dict()
+    for name, module in model.named_modules():
+        if isinstance(module, StackConv2d):
+            old_state[f"{name}.weight"] = full_kernel(module, masked_out=7.0)
+    checkpoint = {"state_dict": old_state}
+    fresh = tiny_gated((1, 5, 6), perturbation=0.5)
+    fresh.on_load_checkpoint(checkpoint)
+    fresh.load_state_dict(checkpoint["state_dict"])
+    x = torch.randint(0, 4, (2, 1, 5, 6))
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), model(x))
+
+
+def test_the_course_network_holds_only_taps_its_masks_read():
+    """8 layers of 64 channels, 3x3 windows, 256 levels: 647,488 parameters, where full
+    3x3 kernels held 1,222,720 (575,232 of them masked to zero: the bottom row of every
+    vertical kernel, two rows in the first layer; 7 of 9 taps of every horizontal
+    kernel, 8 in the first layer)."""
+    model = GatedPixelCNN((1, 28, 28), 256)
+    assert sum(parameter.numel() for parameter in model.parameters()) == 647_488

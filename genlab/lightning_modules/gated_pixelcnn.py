@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from genlab.lightning_modules.base import ImageAutoregressiveModel
-from genlab.nn.gated_pixelcnn import GatedPixelCNNNet, Variant
+from genlab.nn.gated_pixelcnn import GatedPixelCNNNet, StackConv2d, Variant
 from genlab.nn.modes import evaluating
 from genlab.nn.sampling import sample_raster
 
@@ -60,6 +60,16 @@ class GatedPixelCNN(ImageAutoregressiveModel):
             dilations=tuple(dilations),
             causal=causal,
         )
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Checkpoints written when the stack convolutions held full kxk kernels (all but
+        the masked-through taps zero in effect) load by keeping the taps each layer
+        reads, which computes the same network."""
+        weights = checkpoint["state_dict"]
+        for name, module in self.named_modules():
+            key = f"{name}.weight"
+            if isinstance(module, StackConv2d) and key in weights:
+                weights[key] = module.taps_of(weights[key])
 
     @property
     def name(self) -> str:

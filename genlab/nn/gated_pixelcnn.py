@@ -42,7 +42,8 @@ Variant = Literal["gated", "plain"]
 
 
 def stack_mask(stack: str, kernel_size: int, include_centre: bool) -> Tensor:
-    """The 0/1 kernel mask ``[k, k]`` of a vertical or horizontal stack convolution.
+    """The 0/1 mask ``[k, k]`` of the taps a vertical or horizontal stack convolution
+    reads, drawn on the full kxk window.
 
     Vertical: the rows above the centre, and the centre row too when ``include_centre``.
     Horizontal: the centre row only, left of the centre, plus the centre when
@@ -60,7 +61,13 @@ def stack_mask(stack: str, kernel_size: int, include_centre: bool) -> Tensor:
 
 
 class StackConv2d(nn.Conv2d):
-    """A same-padded, optionally dilated kxk convolution restricted to one stack's taps."""
+    """A same-size, optionally dilated convolution over one stack's taps of a kxk window,
+    holding only those taps: a ``(k//2 [+1]) x k`` kernel over the rows above (vertical)
+    or a ``1 x (k//2 [+1])`` kernel over the pixels to the left (horizontal), the ``+1``
+    when the centre is included. The input is padded so that the kernel's last tap falls
+    on the centre, or one step before it. Computing every tap of a kxk kernel and masking
+    most of them to zero gives the same outputs with up to k times the work and
+    parameters (``stack_mask`` draws the taps on the full window)."""
 
     def __init__(
         self,
@@ -71,21 +78,38 @@ class StackConv2d(nn.Conv2d):
         include_centre: bool,
         dilation: int = 1,
     ) -> None:
-        if kernel_size % 2 != 1:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
-        padding = dilation * (kernel_size // 2)
-        super().__init__(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation)
+        if kernel_size % 2 != 1 or kernel_size < 3:
+            raise ValueError(f"kernel_size must be odd and at least 3, got {kernel_size}")
+        if stack not in ("vertical", "horizontal"):
+            raise ValueError(f"stack must be 'vertical' or 'horizontal', got {stack!r}")
+        centre = kernel_size // 2
+        reach = centre + int(include_centre)
+        shape = (reach, kernel_size) if stack == "vertical" else (1, reach)
+        super().__init__(in_channels, out_channels, shape, dilation=dilation)
         self.stack = stack
-        mask = stack_mask(stack, kernel_size, include_centre)
-        self.register_buffer("mask", mask[None, None], persistent=False)
+        self.window = kernel_size
+        last = 0 if include_centre else -dilation  # where the last tap falls: centre or before
+        side = dilation * centre
+        # F.pad order: left, right, top, bottom; a negative pad crops.
+        self.pads = (side, side, side, last) if stack == "vertical" else (side, last, 0, 0)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(
-            x, self.weight * self.mask, self.bias, padding=self.padding, dilation=self.dilation
-        )
+        return super().forward(F.pad(x, self.pads))
+
+    def taps_of(self, weight: Tensor) -> Tensor:
+        """``weight`` as this layer holds it: unchanged when it already has the layer's
+        shape, cut down to the layer's taps when it is a full ``[out, in, k, k]`` kernel
+        (the layout of checkpoints written before the layers held only their taps)."""
+        if tuple(weight.shape[-2:]) != (self.window, self.window):
+            return weight
+        rows, cols = self.kernel_size
+        centre = self.window // 2
+        if self.stack == "vertical":
+            return weight[..., :rows, :].clone()
+        return weight[..., centre : centre + 1, :cols].clone()
 
     def extra_repr(self) -> str:
-        return f"stack={self.stack}, " + super().extra_repr()
+        return f"stack={self.stack}, window={self.window}, " + super().extra_repr()
 
 
 def gate(x: Tensor) -> Tensor:
