@@ -12,6 +12,7 @@ from sampling_checks import assert_samples_follow_the_model
 
 from genlab.analysis import input_gradient, receptive_field
 from genlab.lightning_modules import GatedPixelCNN
+from genlab.nn.cached_gated_pixelcnn import sample_cached_gated
 from genlab.nn.gated_pixelcnn import StackConv2d, middle_dilations, stack_mask
 
 
@@ -125,14 +126,15 @@ def test_log_prob_is_the_sum_of_the_conditionals(variant):
         assert torch.allclose(model.log_prob(x), by_hand, atol=1e-5)
 
 
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "naive"])
 @pytest.mark.parametrize("variant,hidden,perturbation", [("gated", 24, 0.25), ("plain", 16, 0.3)])
-def test_samples_follow_the_model_distribution_exactly(variant, hidden, perturbation):
+def test_samples_follow_the_model_distribution_exactly(variant, hidden, perturbation, cached):
     """Weights moved far enough that each pixel depends strongly on those before it, so a
     sampler that reads the wrong pixels, or draws at another temperature, shows."""
     model = tiny_gated(
         (1, 2, 3), num_levels=2, variant=variant, hidden=hidden, perturbation=perturbation
     )
-    samples = model.sample(20_000, generator=torch.Generator().manual_seed(0))
+    samples = model.sample(20_000, generator=torch.Generator().manual_seed(0), cached=cached)
     assert_samples_follow_the_model(model, samples, 2)
 
 
@@ -159,6 +161,47 @@ def test_each_variant_has_its_own_run_folder_name():
     assert tiny_gated((1, 3, 3)).name == "gated_pixelcnn"
     assert tiny_gated((1, 3, 3), variant="plain").name == "gated_pixelcnn_plain"
     assert tiny_gated((1, 3, 3), causal=False).name == "gated_pixelcnn_noncausal"
+
+
+CACHED_CASES = [
+    ((1, 5, 6), "gated", (2,)),
+    ((3, 4, 5), "gated", (1, 2)),
+    ((1, 7, 6), "gated", (3,)),
+    ((1, 5, 6), "plain", (1,)),
+    ((2, 4, 4), "plain", (1,)),
+]
+
+
+@pytest.mark.parametrize("image_shape,variant,dilations", CACHED_CASES)
+def test_cached_steps_see_the_logits_of_a_full_pass(image_shape, variant, dilations):
+    """Replaying images through the cached sampler, every step's logits equal one full
+    forward pass, dilated layers included."""
+    model = tiny_gated(image_shape, variant=variant, num_layers=4, dilations=dilations)
+    images = torch.randint(0, 4, (3, *image_shape), generator=torch.Generator().manual_seed(1))
+    replayed, logits = sample_cached_gated(model.net, 3, given=images, return_logits=True)
+    assert torch.equal(replayed, images)
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(images), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("image_shape,variant,dilations", CACHED_CASES)
+def test_cached_and_naive_sampling_draw_the_same_images(image_shape, variant, dilations):
+    model = tiny_gated(image_shape, variant=variant, num_layers=4, dilations=dilations)
+    draws = [
+        model.sample(5, generator=torch.Generator().manual_seed(2), cached=cached)
+        for cached in (True, False)
+    ]
+    assert torch.equal(draws[0], draws[1])
+
+
+def test_the_non_causal_ablation_samples_alike_from_both_samplers():
+    """Its first layer reads the pixel being drawn, which both samplers hold at level 0."""
+    model = tiny_gated((1, 4, 5), causal=False)
+    draws = [
+        model.sample(5, generator=torch.Generator().manual_seed(2), cached=cached)
+        for cached in (True, False)
+    ]
+    assert torch.equal(draws[0], draws[1])
 
 
 def full_kernel(layer: StackConv2d, masked_out: float) -> torch.Tensor:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from genlab.lightning_modules.base import ImageAutoregressiveModel
+from genlab.nn.cached_gated_pixelcnn import sample_cached_gated
 from genlab.nn.gated_pixelcnn import GatedPixelCNNNet, StackConv2d, Variant
 from genlab.nn.modes import evaluating
 from genlab.nn.sampling import sample_raster
@@ -84,9 +85,18 @@ class GatedPixelCNN(ImageAutoregressiveModel):
         cond: Tensor | None = None,
         *,
         generator: torch.Generator | None = None,
+        cached: bool = True,
     ) -> Tensor:
-        """Exact ancestral samples in raster order (all channels of a pixel at once)."""
+        """Exact ancestral samples in raster order (all channels of a pixel at once).
+
+        ``cached`` computes each layer of both stacks once per position as generation
+        reaches it (``genlab.nn.cached_gated_pixelcnn``), the cost of about one forward
+        pass per image; ``cached=False`` runs the network on the rows drawn so far for
+        every pixel. Both draw the same images from the same generator.
+        """
         with evaluating(self):
+            if cached:
+                return sample_cached_gated(self.net, num_samples, generator=generator)
             return sample_raster(
                 self.net,
                 num_samples,
