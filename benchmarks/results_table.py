@@ -99,20 +99,28 @@ def kv_cache_rows(record: dict) -> list[str]:
     return rows
 
 
+SAMPLING_NAMES = {
+    "sampling": ("PixelCNN sampling, cached", "binary 28x28, course network"),
+    "gated_sampling": ("Gated PixelCNN sampling, cached", "8-bit 28x28, course network"),
+}
+
+
 def speed_rows(record: dict) -> list[str]:
     rows = []
-    for result in record.get("sampling", {}).get("results", []):
-        text = (
-            f"batch {result['batch']}: {result['naive_seconds']:.1f} s naive, "
-            f"{result['cached_seconds']:.3f} s cached, same images"
-        )
-        runs = f"median of {len(result['cached_runs'])} cached, {len(result['naive_runs'])} naive"
-        speed = (
-            f"**{result['speedup']:.0f}x** speed-up (target {result['target_speedup']}x;"
-            f" side by side; {runs})"
-        )
-        name = "PixelCNN sampling, cached"
-        rows.append(row(record, name, "binary 28x28, course network", text, speed))
+    for part, (name, data) in SAMPLING_NAMES.items():
+        for result in record.get(part, {}).get("results", []):
+            text = (
+                f"batch {result['batch']}: {result['naive_seconds']:.1f} s naive, "
+                f"{result['cached_seconds']:.3f} s cached, same images"
+            )
+            runs = (
+                f"median of {len(result['cached_runs'])} cached, {len(result['naive_runs'])} naive"
+            )
+            speed = (
+                f"**{result['speedup']:.0f}x** speed-up (target {result['target_speedup']}x;"
+                f" side by side; {runs})"
+            )
+            rows.append(row(record, name, data, text, speed))
     return rows + throughput_rows(record) + ddp_rows(record)
 
 
