@@ -82,9 +82,10 @@ def query_times(
     """Median seconds of each query on one conditioning image, with ``mc_samples``
     Monte Carlo samples for b and d and ``completions`` images for f and g.
 
-    A Gibbs sweep of g redraws each of the H*W/2 top pixels from K scored completions of
-    every chain, far too long to time whole on a CPU at K = 256; g is timed as one pixel
-    update (``pixel_given_all_others`` on the chains) and a sweep is that times the
+    g is timed as one Metropolis sweep over the H*W/2 top pixels of chains started from
+    noise (one forward pass per pixel). A Gibbs sweep redraws each top pixel from K
+    scored completions of every chain, far too long to time whole on a CPU at K = 256;
+    it is timed as one pixel update (``pixel_given_all_others`` on the chains) times the
     number of top pixels."""
     generator = torch.Generator().manual_seed(0)
     chains = image.expand(completions, *image.shape).clone()
@@ -102,10 +103,13 @@ def query_times(
         "f_bottom_given_top": lambda: analysis.sample_bottom_given_top(
             model, image, completions, generator=generator
         ),
-        "g_one_pixel_update": lambda: analysis.pixel_given_all_others(model, chains, 0, 0),
+        "g_top_given_bottom_one_sweep": lambda: analysis.sample_top_given_bottom(
+            model, image, completions, 1, init="random", generator=generator
+        ),
+        "g_gibbs_one_pixel_update": lambda: analysis.pixel_given_all_others(model, chains, 0, 0),
     }
     times = {name: median_seconds(query, repeats) for name, query in queries.items()}
-    times["g_one_sweep_derived"] = times["g_one_pixel_update"] * (height // 2) * width
+    times["g_gibbs_one_sweep_derived"] = times["g_gibbs_one_pixel_update"] * (height // 2) * width
     return times
 
 

@@ -185,11 +185,14 @@ def test_bottom_given_top_samples_follow_the_conditional(model, joint, images):
 
 
 @pytest.mark.parametrize("init", ["model", "random"])
-def test_top_given_bottom_gibbs_samples_follow_the_conditional(model, joint, images, init):
+@pytest.mark.parametrize("method", ["metropolis", "gibbs"])
+def test_top_given_bottom_chains_follow_the_conditional(model, joint, images, init, method):
     n = 4000
     image = images[0]
     truth = half_distribution(joint, image, ~TOP)
-    samples = sample_top_given_bottom(model, image, n, 10, init=init, generator=seeded(0))
+    samples = sample_top_given_bottom(
+        model, image, n, 10, init=init, method=method, generator=seeded(0)
+    )
     assert torch.equal(samples[:, :, 2:], image[:, 2:].expand(n, 1, 2, 4))
     assert frequencies_match(half_codes(samples, TOP), truth)
     start = sample_top_given_bottom(model, image, n, 0, init=init, generator=seeded(0))

@@ -9,7 +9,8 @@ only by sampling. With the pixels in raster order and ``m`` the middle pixel (ro
 - the bottom half given the top half continues ancestral sampling (exact);
 - the middle pixel's marginal and ``p(x_m | x_>m)`` sum over the pixels before ``m``,
   which is intractable, so they are Monte Carlo estimates with standard errors;
-- the top half given the bottom half runs Gibbs sampling (approximate).
+- the top half given the bottom half runs a Markov chain whose every step leaves the
+  pixel's conditional given all others invariant (approximate).
 
 Every query takes a model through the public API only: ``forward(x)`` returning logits
 ``[B, C, K, H, W]`` (subpixel ``(c, i, j)`` given every subpixel before it),
@@ -268,15 +269,22 @@ def sample_top_given_bottom(
     num_sweeps: int = 20,
     *,
     init: Literal["model", "random"] = "model",
+    method: Literal["metropolis", "gibbs"] = "metropolis",
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """``[N, 1, H, W]`` images whose bottom rows ``H//2..`` are those of ``image`` and
-    whose top rows are drawn approximately from ``p(top | bottom)``. Approximate: Gibbs
-    sampling, ``num_samples`` independent chains; each of ``num_sweeps`` sweeps redraws
-    every top pixel in raster order from its exact conditional given all other pixels.
-    The chains start from the model's ancestral samples of the top rows (``init="model"``,
+    whose top rows are drawn approximately from ``p(top | bottom)``. Approximate: a
+    Markov chain per sample, ``num_sweeps`` sweeps each updating every top pixel in
+    raster order so that its conditional given all other pixels is left invariant. The
+    chains start from the model's ancestral samples of the top rows (``init="model"``,
     which ignore the bottom) or from uniform noise (``"random"``); they reach the target
-    only as the number of sweeps grows."""
+    only as the number of sweeps grows.
+
+    ``method="metropolis"`` proposes each pixel from the model's own ``p(x_i | x_<i)``
+    and accepts with the probability that corrects it to ``p(x_i | every other pixel)``:
+    one forward pass per pixel, whatever the number of levels K. ``"gibbs"`` draws the
+    pixel from that conditional exactly, by scoring all K values: K forward passes.
+    """
     _, height, width = model.image_shape
     top = (height // 2) * width
     chains = _repeat_image(model, image, num_samples)
@@ -290,9 +298,58 @@ def sample_top_given_bottom(
         chains[:, 0, : height // 2] = noise.view(num_samples, height // 2, width).to(chains.device)
     else:
         raise ValueError(f'init must be "model" or "random", got {init!r}')
+    if method == "metropolis":
+        return _metropolis_sweeps(model, chains, top, num_sweeps, generator).cpu()
+    if method != "gibbs":
+        raise ValueError(f'method must be "metropolis" or "gibbs", got {method!r}')
     for _ in range(num_sweeps):
         for index in range(top):
             row, col = divmod(index, width)
             logits = _log_joint_of_each_value(model, chains, row, col)
             chains[:, 0, row, col] = sample_categorical(logits, generator)
     return chains.cpu()
+
+
+def _conditionals(model: nn.Module, images: Tensor) -> Tensor:
+    """``log p(x_i = k | x_<i)`` of every pixel, ``[B, K, H, W]``, in float32."""
+    return F.log_softmax(model(images)[:, 0].float(), dim=1)
+
+
+def _metropolis_sweeps(
+    model: nn.Module,
+    chains: Tensor,
+    stop: int,
+    num_sweeps: int,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """Metropolis-within-Gibbs over the pixels ``0..stop-1`` of every chain. Pixel i's
+    proposal ``q(x_i') = p(x_i' | x_<i)`` ignores the current ``x_i``, so accepting with
+    ``min(1, p(x') q(x_i) / (p(x) q(x_i')))`` leaves ``p(x_i | every other pixel)``
+    invariant; both ratios come from the conditionals of the current and the proposed
+    image, one forward pass of the proposal per pixel."""
+    width = model.image_shape[2]
+    log_probs = _conditionals(model, chains)
+    log_joint = _picked(log_probs, chains).double().sum(dim=(1, 2))
+    for _ in range(num_sweeps):
+        for index in range(stop):
+            row, col = divmod(index, width)
+            proposal_logits = log_probs[:, :, row, col]
+            proposed = chains.clone()
+            proposed[:, 0, row, col] = sample_categorical(proposal_logits, generator)
+            proposed_log_probs = _conditionals(model, proposed)
+            proposed_joint = _picked(proposed_log_probs, proposed).double().sum(dim=(1, 2))
+            forward = proposal_logits.gather(1, proposed[:, 0, row, col, None])[:, 0]
+            backward = proposal_logits.gather(1, chains[:, 0, row, col, None])[:, 0]
+            log_ratio = (proposed_joint - log_joint) + (backward - forward)
+            noise_device = generator.device if generator is not None else chains.device
+            uniform = torch.rand(len(chains), generator=generator, device=noise_device)
+            accept = uniform.to(chains.device).log() < log_ratio
+            chains[accept] = proposed[accept]
+            log_probs[accept] = proposed_log_probs[accept]
+            log_joint = torch.where(accept, proposed_joint, log_joint)
+    return chains
+
+
+def _picked(log_probs: Tensor, images: Tensor) -> Tensor:
+    """The log-probability of each pixel's own value, ``[B, H, W]``."""
+    return log_probs.gather(1, images[:, :1]).squeeze(1)

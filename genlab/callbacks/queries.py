@@ -40,7 +40,7 @@ class QueryPanel(EveryNEpochs):
 
     with the image's own value of the pixel asked about in orange, then
     ``num_completions`` samples of f. the bottom half given the top half (exact) and
-    g. the top half given the bottom half (Gibbs sampling, ``num_sweeps`` sweeps).
+    g. the top half given the bottom half (``num_sweeps`` Metropolis sweeps).
     See ``genlab.analysis.queries``.
 
     Draws at the end of ``fit`` into ``queries.png``, and after every
