@@ -29,6 +29,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 import genlab.datamodules  # noqa: F401  (registers the data modules for short class names)
 import genlab.lightning_modules  # noqa: F401  (registers the models for short class names)
+from genlab import pretrained
 from genlab.callbacks.compile import CompileNetworks
 from genlab.callbacks.data_record import DataRecord
 from genlab.callbacks.epoch_seeds import EpochSeeds
@@ -248,7 +249,8 @@ class GenlabCLI(LightningCLI):
         if not subcommand:
             return
         settings = self.config[subcommand]
-        path = settings.get("ckpt_path")
+        path = pretrained.resolve(settings.get("ckpt_path"))
+        settings["ckpt_path"] = path
         check_weights_are_named(subcommand, path, settings.get("untrained"))
         if not path:
             return
@@ -367,9 +369,16 @@ def run_cli(args: list[str] | None = None, exit_on_error: bool = True) -> Genlab
 
 def main() -> None:
     """Entry point of the ``genlab`` console script: any error ends it with one line
-    (``GENLAB_TRACEBACK=1`` shows the traceback instead)."""
+    (``GENLAB_TRACEBACK=1`` shows the traceback instead). The overview (``genlab``,
+    ``-h``, ``--help``), ``course`` and ``report`` are genlab's own commands; the rest
+    go to LightningCLI."""
+    import sys
+
+    from genlab.course.commands import genlab_command  # imports this module: not at the top
+
     with one_line_errors():
-        run_cli(exit_on_error=False)
+        if not genlab_command(sys.argv[1:]):
+            run_cli(exit_on_error=False)
 
 
 if __name__ == "__main__":
