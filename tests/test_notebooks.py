@@ -93,3 +93,17 @@ def test_notebook_is_stored_clean(path: Path) -> None:
         assert cell.outputs == [], f"code cell {index} of {path.name} has outputs"
         assert cell.execution_count is None, f"code cell {index} of {path.name} has a count"
     assert "COURSE_SIZE = False" in code_cells[0].source
+
+
+def test_importing_genlab_keeps_the_inline_backend(tmp_path: Path) -> None:
+    """genlab draws its training pictures with Agg, but not inside a notebook, where
+    that would hide every figure the notebook shows."""
+    notebook = nbformat.v4.new_notebook()
+    code = (
+        "import genlab.callbacks, genlab.report\nimport matplotlib\nprint(matplotlib.get_backend())"
+    )
+    notebook.cells.append(nbformat.v4.new_code_cell(code))
+    client = NotebookClient(notebook, km=kernel_manager(tmp_path), timeout=CELL_TIMEOUT_S)
+    env = {name: value for name, value in os.environ.items() if name != "MPLBACKEND"}
+    client.execute(cleanup_kc=True, env=env)
+    assert notebook.cells[0].outputs[0]["text"].strip() == INLINE_BACKEND

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lightning as L
 import matplotlib
 
-matplotlib.use("Agg")
+
+def use_file_backend() -> None:
+    """Draw figures for files (Agg), not for windows: pictures are written during
+    training, often on machines without a display. A backend chosen by ``MPLBACKEND``
+    is kept, which is how a Jupyter kernel selects its inline backend, so a notebook
+    that imports genlab still shows its figures."""
+    if "MPLBACKEND" not in os.environ:
+        matplotlib.use("Agg")
+
+
+use_file_backend()
 
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402

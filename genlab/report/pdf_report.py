@@ -8,9 +8,9 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-import matplotlib
+from genlab.callbacks.io import use_file_backend
 
-matplotlib.use("Agg")
+use_file_backend()
 
 import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
