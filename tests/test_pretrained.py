@@ -71,3 +71,62 @@ def test_unknown_pretrained_weights_are_one_line_listing_the_names(shipped, monk
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert exit_info.value.code == 1
     assert line == "genlab: error: no pretrained weights called 'nope' (available: pixelcnn/tiny)"
+
+
+SHARED = REPO.parent / "shared" / "datasets"
+# How each shipped file's test figure is made again: its config and data.
+RETEST = {
+    "vae/mnist_2d": [
+        f"--config={REPO}/configs/vae/mnist_2d.yaml",
+        f"--data.init_args.path={SHARED / 'mnist_10k.npz'}",
+    ],
+    "char_gpt/tinyshakespeare": [
+        f"--config={REPO}/configs/char_gpt/tinyshakespeare.yaml",
+        f"--data.init_args.path={SHARED / 'tinyshakespeare.txt'}",
+    ],
+}
+
+
+def readme_rows() -> dict[str, list[str]]:
+    """The cells of each row of the pretrained README's table, by weights name."""
+    rows = {}
+    for line in (pretrained.FOLDER / "README.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 5:
+            rows[cells[0].strip("`")] = cells
+    return rows
+
+
+def test_every_shipped_file_is_listed_with_its_md5_and_is_small():
+    rows = readme_rows()
+    assert sorted(rows) == pretrained.available() == sorted(RETEST)
+    for name, cells in rows.items():
+        path = pretrained.path_of(name)
+        assert pretrained.md5_of(path) == cells[3], name
+        assert path.stat().st_size <= 5 * 2**20, name
+
+
+@pytest.mark.parametrize("name", sorted(RETEST))
+def test_shipped_weights_load_and_sample(name):
+    model = pretrained.load(name)
+    generator = torch.Generator().manual_seed(0)
+    if name.startswith("char_gpt"):
+        assert model.sample_text(1, "ROMEO:", max_new_tokens=20, generator=generator)[0][:6] == (
+            "ROMEO:"
+        )
+    else:
+        images = model.sample(4, generator=generator)
+        assert images.shape == (4, *model.image_shape)
+        assert images.min() >= 0 and images.max() < model.num_levels
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(RETEST))
+def test_shipped_weights_reproduce_their_test_figure(name, in_tmp):
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is absent")
+    recorded = float(readme_rows()[name][2].split()[1])
+    arguments = [*RETEST[name], "--trainer.enable_progress_bar=false", "--trainer.callbacks=[]"]
+    test = run_cli(["test", *arguments, f"--ckpt_path=pretrained:{name}"])
+    measured = float(test.trainer.callback_metrics["test/nats_per_dim"])
+    assert measured == pytest.approx(recorded, rel=0.005)
