@@ -1,5 +1,6 @@
 """Multimodal GPT over captions and VQ tokens: sequence assembly and padding, samples
-that are well formed by masking alone, the conditioning layout, a fit and its reload."""
+that are well formed by masking alone (code grids, and global colours then stroke codes),
+the conditioning layout, a fit and its reload."""
 
 from __future__ import annotations
 
@@ -36,15 +37,20 @@ def segments(sequence: torch.Tensor, joint: JointVocabulary) -> list[tuple[list[
     return parts
 
 
-def assert_well_formed(sequence: torch.Tensor, joint: JointVocabulary, max_words: int) -> None:
-    """One caption (1..max_words words, <end of text>) and one image (49 codes,
-    <end of image>), in either order."""
+def assert_well_formed(
+    sequence: torch.Tensor, joint: JointVocabulary, max_words: int, image_allowed: torch.Tensor
+) -> None:
+    """One caption (1..max_words words, <end of text>) and one image (its tokens, each
+    an id its position may hold: 49 codes, or 2 colours then 49 codes, <end of image>),
+    in either order."""
     parts = segments(sequence, joint)
     assert {end for _, end in parts} == {joint.end_of_text, joint.end_of_image}
     for tokens, end in parts:
         if end == joint.end_of_image:
-            assert len(tokens) == 49
+            assert len(tokens) == len(image_allowed)
             assert all(joint.num_words <= t < joint.end_of_text for t in tokens)
+            ids = torch.tensor(tokens) - joint.num_words
+            assert image_allowed[torch.arange(len(ids)), ids].all()
         else:
             assert 1 <= len(tokens) <= max_words
             assert all(0 <= t < joint.num_words for t in tokens)
@@ -80,17 +86,21 @@ def test_sequences_hold_bos_the_drawn_order_and_end_tokens_with_padding_masked(v
     assert 400 < int(drawn.sum()) < 600, "training: a fair coin per example"
 
 
+@pytest.mark.parametrize("run", ["vqvae_run", "global_vqvae_run"])
 @pytest.mark.parametrize(
     "bias",
-    [{"end_of_text": 30.0, "end_of_image": 30.0}, {"end_of_text": -30.0}],
-    ids=["ends-favoured", "end-of-text-shunned"],
+    [{"end_of_text": 30.0, "end_of_image": 30.0}, {"end_of_text": -30.0}, {"colours": 30.0}],
+    ids=["ends-favoured", "end-of-text-shunned", "colours-favoured"],
 )
-def test_every_sample_is_well_formed_in_all_three_modes(vqvae_run, bias):
-    model = untrained(vqvae_run[1])
+def test_every_sample_is_well_formed_in_all_three_modes(run, bias, request):
+    model = untrained(request.getfixturevalue(run)[1])
     joint, max_words = model.joint, model.hparams.max_caption_words
+    image_allowed = model.vqvae.allowed_tokens
+    colours = joint.num_words + model.vqvae.num_codes
     with torch.no_grad():  # push the untrained model towards malformed sequences
         for name, value in bias.items():
-            model.gpt.head.bias[getattr(joint, name)] += value
+            ids = slice(colours, joint.end_of_text) if name == "colours" else getattr(joint, name)
+            model.gpt.head.bias[ids] += value
     generator = torch.Generator().manual_seed(0)
     empty = torch.zeros(8, 0, dtype=torch.long)
     unconditional = model.continue_sequences(empty, generator=generator)
@@ -100,12 +110,14 @@ def test_every_sample_is_well_formed_in_all_three_modes(vqvae_run, bias):
     image_prompts = torch.stack([joint.image_tokens(grid) for grid in model.tokens_of(images)])
     from_images = model.continue_sequences(image_prompts, generator=generator)
     for sequence in [*unconditional, *from_captions, *from_images]:
-        assert_well_formed(sequence, joint, max_words)
+        assert_well_formed(sequence, joint, max_words, image_allowed)
     conditioned = zip([*prompts, *image_prompts], [*from_captions, *from_images], strict=True)
     for prompt, sequence in conditioned:
         assert torch.equal(sequence[: len(prompt)], prompt)
-    assert {joint.is_word(s[0]).item() for s in unconditional} == {True, False}, "both orders"
-    if bias["end_of_text"] < 0:  # a caption that never chooses to end stops at max_words
+    orders = {joint.is_word(s[0]).item() for s in unconditional}
+    colours_favoured = "colours" in bias and model.vqvae.global_colors  # images come first
+    assert orders == ({False} if colours_favoured else {True, False}), "both orders"
+    if bias.get("end_of_text", 0) < 0:  # a caption that never chooses to end stops at max_words
         for sequence in [*unconditional, *from_images]:
             words = [part for part, end in segments(sequence, joint) if end == joint.end_of_text]
             assert len(words[0]) == max_words
@@ -143,10 +155,44 @@ def test_caption_to_image_conditions_at_the_training_positions(vqvae_run, monkey
         assert sequence[start + 49].item() == joint.end_of_image
 
 
-def test_the_config_fits_draws_the_grids_and_reloads_into_a_sampler(
-    vqvae_run, tmp_path, monkeypatch
+def test_caption_to_image_with_global_colours_takes_colours_then_codes(
+    global_vqvae_run, monkeypatch
 ):
-    digits, ckpt = vqvae_run
+    """Greedy decoding of an image of global colours: the likeliest colour at the two
+    colour positions and the likeliest code after them, read from the logits an
+    uncached pass gives, although the model favours colours everywhere."""
+    model = untrained(global_vqvae_run[1])
+    joint = model.joint
+    codes, colours = joint.num_words, joint.num_words + model.vqvae.num_codes
+    with torch.no_grad():
+        model.gpt.head.bias[colours : joint.end_of_text] += 30.0
+    steps = record_step_logits(model.gpt, monkeypatch)
+    for text in CAPTIONS:
+        prompt = joint.text_tokens(model.words.encode(text))
+        steps.clear()
+        sequence = model.continue_sequences(prompt[None], greedy=True)[0]
+        step_logits = torch.cat(steps)
+        with torch.no_grad():
+            logits = model.gpt(model.gpt.with_bos(sequence[None]))[0]
+        start = len(prompt)
+        assert (step_logits - logits[start:-1]).abs().max() < 1e-5
+        image = sequence[start : start + 51]
+        colour_logits = logits[start : start + 2, colours : joint.end_of_text]
+        code_logits = logits[start + 2 : start + 51, codes:colours]
+        assert torch.equal(image[:2], colour_logits.argmax(dim=1) + colours)
+        assert torch.equal(image[2:], code_logits.argmax(dim=1) + codes)
+        assert sequence[start + 51].item() == joint.end_of_image
+    drawn = model.caption_to_image(CAPTIONS, generator=torch.Generator().manual_seed(0))
+    assert drawn.shape == (3, 3, 28, 28)
+    for image in drawn:
+        assert len(image.flatten(1).T.unique(dim=0)) <= 2, "a stroke of one colour on another"
+
+
+@pytest.mark.parametrize("run", ["vqvae_run", "global_vqvae_run"])
+def test_the_config_fits_draws_the_grids_and_reloads_into_a_sampler(
+    run, tmp_path, monkeypatch, request
+):
+    digits, ckpt = request.getfixturevalue(run)
     monkeypatch.chdir(tmp_path)
     fit = run_cli(
         [
@@ -160,14 +206,19 @@ def test_the_config_fits_draws_the_grids_and_reloads_into_a_sampler(
             "--trainer.max_epochs=1",
         ]
     )
-    run = Path(fit.trainer.log_dir)
-    assert run.parts[:3] == ("runs", "multimodal", "captioned_mnist")
+    folder = Path(fit.trainer.log_dir)
+    assert folder.parts[:3] == ("runs", "multimodal", "captioned_mnist")
     assert torch.isfinite(fit.trainer.callback_metrics["val/nats_per_token"])
-    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert (folder / "checkpoints" / "best.ckpt").is_file()
     for mode in ("caption_to_image", "image_to_caption", "unconditional"):
-        assert (run / f"multimodal_{mode}.png").stat().st_size > 0
+        assert (folder / f"multimodal_{mode}.png").stat().st_size > 0
+    if fit.model.vqvae.global_colors:  # repainted digits: stroke codes from the cache
+        images, _, _ = next(iter(fit.datamodule.train_dataloader()))
+        expected = fit.model.vqvae.encode(images)
+        monkeypatch.setattr(fit.model.vqvae, "code_grid", None)
+        assert torch.equal(fit.model.tokens_of(images), expected)
 
-    restored = Multimodal.load_from_checkpoint(run / "checkpoints" / "last.ckpt").eval()
+    restored = Multimodal.load_from_checkpoint(folder / "checkpoints" / "last.ckpt").eval()
     for name, value in fit.model.state_dict().items():
         assert torch.equal(restored.state_dict()[name], value), name
     samples = restored.sample(2, generator=torch.Generator().manual_seed(0))

@@ -14,6 +14,7 @@ from genlab.datamodules.multimodal import (
     caption,
     color_name,
     parse_caption,
+    shift_and_rotate,
 )
 
 
@@ -229,3 +230,39 @@ def test_recolored_training_batches_are_repainted_and_recaptioned_at_every_draw(
     again = CaptionedMNISTDataModule(path=path, val_fraction=0.3, seed=3, recolor=True)
     again.setup("fit")
     assert torch.equal(again.train_set.__getitems__(indices)[0], draws[0][0]), "seeded"
+
+
+def test_strokes_shift_by_whole_pixels_and_turn_about_the_centre():
+    strokes = torch.zeros(3, 1, 8, 8, dtype=torch.bool)
+    strokes[:, 0, 2:5, 3] = True
+    strokes[:, 0, 4, 3:6] = True
+    shifts = torch.tensor([[2.0, 0.0], [0.0, -1.0], [0.0, 0.0]])
+    angles = torch.tensor([0.0, 0.0, torch.pi])
+    moved = shift_and_rotate(strokes, shifts, angles)
+    assert torch.equal(moved[0, 0], strokes[0, 0].roll(2, dims=1)), "two pixels right"
+    assert torch.equal(moved[1, 0], strokes[1, 0].roll(-1, dims=0)), "one pixel up"
+    assert torch.equal(moved[2, 0], strokes[2, 0].flip(0, 1)), "half a turn"
+    assert torch.equal(shift_and_rotate(strokes, torch.zeros(3, 2), torch.zeros(3)), strokes)
+
+
+def test_moved_training_digits_keep_their_labels_and_captions_and_are_seeded(digits_file):
+    path = str(digits_file)
+    moving = dict(path=path, val_fraction=0.3, seed=3, recolor=True, max_rotation=10.0)
+    datamodule = CaptionedMNISTDataModule(max_shift=2.0, **moving)
+    still = CaptionedMNISTDataModule(path=path, val_fraction=0.3, seed=3, recolor=True)
+    for data in (datamodule, still):
+        data.setup("fit")
+    indices = list(range(len(datamodule.train_set)))
+    images, labels, captions = datamodule.train_set.__getitems__(indices)
+    painted, _, same_captions = still.train_set.__getitems__(indices)
+    assert torch.equal(labels, still.train_set.labels) and torch.equal(captions, same_captions)
+    assert not torch.equal(images, painted), "the digits moved"
+    for image, fixed in zip(images, painted, strict=True):
+        colours = set(map(tuple, image.flatten(1).T.tolist()))
+        assert colours <= set(map(tuple, fixed.flatten(1).T.tolist())), "the same colours"
+    again = CaptionedMNISTDataModule(max_shift=2.0, **moving)
+    again.setup("fit")
+    assert torch.equal(again.train_set.__getitems__(indices)[0], images), "seeded"
+    assert torch.equal(datamodule.val_set.images, still.val_set.images), "validation stays"
+    with pytest.raises(ValueError, match="need recolor: true"):
+        CaptionedMNISTDataModule(path=path, max_shift=1.0)

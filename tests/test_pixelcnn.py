@@ -158,6 +158,16 @@ def test_sample_categorical_matches_the_probabilities():
     assert torch.allclose(frequencies, torch.tensor([0.1, 0.2, 0.3, 0.4]), atol=0.01)
 
 
+@pytest.mark.parametrize("uniform", [0.0, 1 - 2**-24], ids=["lowest", "highest"])
+def test_sample_categorical_never_draws_a_masked_index(uniform, monkeypatch):
+    """The extreme uniforms land on the first and last index of nonzero probability,
+    however the probabilities round, never on a masked (-inf) one beside them."""
+    logits = torch.tensor([[float("-inf"), 0.3, 1.1, 0.7, float("-inf")]])
+    monkeypatch.setattr(torch, "rand", lambda *args, **kwargs: torch.full((1, 1), uniform))
+    draw = sample_categorical(logits).item()
+    assert draw == (1 if uniform == 0 else 3)
+
+
 @pytest.mark.parametrize("cached", [True, False], ids=["cached", "naive"])
 @pytest.mark.parametrize(
     "image_shape,color_mode,architecture",

@@ -1,5 +1,6 @@
 """Token prior over a VQ-VAE: the token cache beside the checkpoint, exact likelihoods,
-cached against uncached sampling, a tiny fit through the ``genlab`` command and its reload."""
+cached against uncached sampling, a tiny fit through the ``genlab`` command and its reload;
+for code-grid tokens and for global colours (two colour tokens, then stroke codes)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sampling_checks import record_step_logits
 
 from genlab.cli import run_cli
 from genlab.lightning_modules import VQVAE, VQPrior
-from genlab.lightning_modules.vq_prior import token_cache, token_cache_path
+from genlab.lightning_modules.vq_prior import image_key, token_cache, token_cache_path
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_PRIOR = dict(width=16, num_heads=2, num_layers=1)
@@ -134,3 +135,118 @@ def test_the_config_fits_and_reloads_into_a_sampler_without_the_vqvae_file(
     samples = restored.sample(3, generator=torch.Generator().manual_seed(0))
     assert samples.shape == (3, 3, 28, 28) and samples.dtype == torch.long
     assert samples.min() >= 0 and samples.max() <= 3
+
+
+def two_colour_images(count: int, seed: int) -> torch.Tensor:
+    """Random strokes on a quarter of the pixels, painted with random colour pairs."""
+    generator = torch.Generator().manual_seed(seed)
+    strokes = torch.rand(count, 1, 28, 28, generator=generator) < 0.25
+    colours = torch.randint(0, 4, (count, 2, 3, 1, 1), generator=generator)
+    colours[:, 0, 0] = (colours[:, 1, 0] + 1) % 4  # foreground and background differ in red
+    return torch.where(strokes, colours[:, 0], colours[:, 1])
+
+
+def test_a_prior_over_global_colours_masks_each_position_to_colours_or_codes(global_vqvae_run):
+    _, ckpt = global_vqvae_run
+    prior = tiny_prior(ckpt)
+    assert prior.num_tokens == 51 and prior.gpt.config.vocab_size == 8 + 64
+    assert prior.gpt.config.context_length == 52
+    assert prior.dims_per_token == pytest.approx(3 * 28 * 28 / 51)
+    images = two_colour_images(3, seed=1)
+    tokens = prior.vqvae.encode(images)
+    with torch.no_grad():
+        prior.gpt.head.bias[8:] += 5.0  # the unmasked model favours colours everywhere
+        logits = prior(tokens)
+        log_prob = prior.log_prob(images)
+    assert torch.isinf(logits[:, :2, :8]).all() and torch.isinf(logits[:, 2:, 8:]).all()
+    assert torch.isfinite(logits[:, :2, 8:]).all() and torch.isfinite(logits[:, 2:, :8]).all()
+    for b in range(3):
+        by_hand = 0.0
+        for t in range(51):
+            allowed = range(8, 72) if t < 2 else range(8)
+            weights = {i: math.exp(logits[b, t, i].item()) for i in allowed}
+            by_hand += math.log(weights[int(tokens[b, t])] / sum(weights.values()))
+        assert log_prob[b].item() == pytest.approx(by_hand, abs=1e-4)
+
+
+def test_global_colour_samples_draw_colours_then_codes_alike_with_and_without_cache(
+    global_vqvae_run, monkeypatch
+):
+    _, ckpt = global_vqvae_run
+    prior = tiny_prior(ckpt)
+    with torch.no_grad():
+        prior.gpt.head.bias[8:] += 30.0  # only the mask keeps colours out of the grid
+        prior.gpt.head.bias[8 + 5] += 30.0  # and colour 5 would be drawn every time
+    steps = record_step_logits(prior.gpt, monkeypatch)
+    tokens = prior.sample_tokens(4, generator=torch.Generator().manual_seed(3))
+    step_logits = torch.stack(steps, dim=1)
+    with torch.no_grad():
+        full = prior(tokens)
+    assert step_logits.shape == full.shape == (4, 51, 72)
+    allowed = prior.allowed.expand_as(full)
+    assert (step_logits[allowed] - full[allowed]).abs().max() < 1e-5
+    assert tokens.shape == (4, 51) and (tokens[:, :2] == 8 + 5).all()
+    assert (tokens[:, 2:] < 8).all()
+    cached = prior.sample(4, generator=torch.Generator().manual_seed(3), use_cache=True)
+    uncached = prior.sample(4, generator=torch.Generator().manual_seed(3), use_cache=False)
+    assert torch.equal(cached, uncached)
+    assert torch.equal(prior.vqvae.decode(tokens), cached)
+    colour_five = torch.tensor([0, 1, 1])  # 5 = 0*16 + 1*4 + 1
+    assert (cached == colour_five[:, None, None]).all(), "one colour on one colour"
+
+
+def test_recoloured_digits_find_their_stroke_codes_in_the_cache(global_vqvae_run, monkeypatch):
+    _, ckpt = global_vqvae_run
+    vqvae = VQVAE.load_from_checkpoint(ckpt).eval()
+    images = two_colour_images(5, seed=4)
+    grids = token_cache(vqvae, images, ckpt, batch_size=2)
+    assert token_cache_path(ckpt, images).is_file()
+    assert grids.shape == (5, 7, 7) and torch.equal(grids.flatten(1), vqvae.encode(images)[:, 2:])
+    prior = tiny_prior(ckpt)
+    prior._cached_tokens.update(
+        zip(map(image_key, prior.vqvae.encoder_input(images)), grids, strict=True)
+    )
+    repainted = images.clone()
+    repainted[:, 2] = 3 - repainted[:, 2]  # new colours, same strokes
+    expected = prior.vqvae.encode(repainted)
+    monkeypatch.setattr(prior.vqvae, "encode", None)  # found in the cache, not encoded
+    monkeypatch.setattr(prior.vqvae, "code_grid", None)
+    assert torch.equal(prior.tokens_of(repainted), expected)
+    assert not torch.equal(expected[:, :2], vqvae.encode(images)[:, :2])
+
+
+def test_a_global_colour_prior_fits_and_reloads_without_the_vqvae_file(
+    global_vqvae_run, tmp_path, monkeypatch
+):
+    digits, ckpt = global_vqvae_run
+    monkeypatch.chdir(tmp_path)
+    fit = run_cli(
+        [
+            "fit",
+            f"--config={REPO}/configs/vq_prior/colored_mnist.yaml",
+            f"--model.init_args.vqvae_checkpoint={ckpt}",
+            f"--data.init_args.path={digits}",
+            "--data.init_args.batch_size=8",
+            *[f"--model.init_args.{name}={value}" for name, value in TINY_PRIOR.items()],
+            "--trainer.accelerator=cpu",
+            "--trainer.max_epochs=1",
+            "--trainer.callbacks=[]",
+        ]
+    )
+    metrics = fit.trainer.callback_metrics
+    per_token, per_dim = metrics["val/nats_per_token"], metrics["val/nats_per_dim"]
+    assert per_token.item() == pytest.approx(3 * 28 * 28 / 51 * per_dim.item(), rel=1e-5)
+    moved = ckpt.with_name("moved.ckpt")
+    ckpt.rename(moved)
+    try:
+        last = Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt"
+        restored = VQPrior.load_from_checkpoint(last).eval()
+    finally:
+        moved.rename(ckpt)
+    assert restored.vqvae.global_colors and not restored.vqvae.training
+    for name, value in fit.model.state_dict().items():
+        assert torch.equal(restored.state_dict()[name], value), name
+    samples = restored.sample(3, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (3, 3, 28, 28) and samples.dtype == torch.long
+    for image in samples:  # every sample is a stroke of one colour on another
+        assert len(image.flatten(1).T.unique(dim=0)) <= 2

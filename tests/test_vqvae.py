@@ -17,6 +17,8 @@ from genlab.nn.vq import VectorQuantizer
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = dict(num_codes=8, code_dim=4, hidden_channels=8, num_residual_blocks=1)
+GLOBAL_MODEL = dict(TINY_MODEL, colors="global")
+RED, BLUE, DARK_GREEN, WHITE = [3, 0, 0], [0, 0, 3], [0, 1, 0], [3, 3, 3]
 
 
 def quantizer_with(codebook: list[list[float]], **kwargs) -> VectorQuantizer:
@@ -109,6 +111,97 @@ def test_decode_of_encode_gives_images_like_the_data():
     assert images.shape == x.shape and images.dtype == x.dtype
     assert images.min() >= 0 and images.max() <= 3
     assert torch.equal(model.reconstruct(x), images)
+
+
+def paint(strokes: torch.Tensor, foreground: list, background: list) -> torch.Tensor:
+    """Images ``[B, 3, H, W]`` of 0/1 strokes ``[B, H, W]``, each painted with its RGB
+    foreground on its RGB background."""
+    fg = torch.tensor(foreground)[:, :, None, None]
+    bg = torch.tensor(background)[:, :, None, None]
+    return torch.where(strokes[:, None].bool(), fg, bg)
+
+
+def sparse_strokes(count: int, size: int, seed: int = 0) -> torch.Tensor:
+    """Random 0/1 strokes covering a quarter of the pixels (fewer than the background)."""
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(count, size, size, generator=generator) < 0.25).long()
+
+
+def test_global_colours_are_read_exactly_and_the_stroke_is_all_but_the_background():
+    model = VQVAE(image_shape=(3, 8, 8), num_levels=4, **GLOBAL_MODEL)
+    strokes = sparse_strokes(2, 8)
+    half = (torch.arange(8) < 4).long().expand(8, 8)
+    strokes = torch.cat([strokes, half[None], torch.zeros(1, 8, 8, dtype=torch.long)])
+    images = paint(strokes, [RED, WHITE, BLUE, RED], [BLUE, DARK_GREEN, DARK_GREEN, WHITE])
+    background, foreground, found = model.split_colors(images)
+    # colour numbers r*16 + g*4 + b: red 48, blue 3, dark green 4, white 63
+    assert background.tolist() == [3, 4, 3, 63], "a tie goes to the lower number"
+    assert foreground.tolist() == [48, 63, 4, 0], "one colour: the lowest other number"
+    assert torch.equal(found[:2, 0], strokes[:2])
+    assert torch.equal(found[2, 0], 1 - half) and not found[3].any()
+    assert torch.equal(
+        model.levels_of(foreground), torch.tensor([RED, WHITE, DARK_GREEN, [0, 0, 0]])
+    )
+
+
+def test_global_tokens_are_the_colours_then_codes_of_the_stroke_alone():
+    model = VQVAE(image_shape=(3, 28, 28), num_levels=4, **GLOBAL_MODEL).eval()
+    strokes = sparse_strokes(3, 28)
+    images = paint(strokes, [RED, WHITE, BLUE], [BLUE, DARK_GREEN, WHITE])
+    tokens = model.encode(images)
+    assert model.token_shape == (51,) and model.vocab_size == 8 + 64 and model.num_codes == 8
+    assert tokens.shape == (3, 51) and tokens.dtype == torch.long
+    assert tokens[:, :2].tolist() == [[8 + 48, 8 + 3], [8 + 63, 8 + 4], [8 + 3, 8 + 63]]
+    assert tokens[:, 2:].min() >= 0 and tokens[:, 2:].max() < 8
+    repainted = paint(strokes, [DARK_GREEN, RED, WHITE], [WHITE, BLUE, RED])
+    assert torch.equal(model.encode(repainted)[:, 2:], tokens[:, 2:]), "codes carry no colour"
+    assert torch.equal(model.code_grid(model.encoder_input(images)).flatten(1), tokens[:, 2:])
+
+    decoded = model.decode(tokens)
+    assert decoded.shape == images.shape and decoded.dtype == images.dtype
+    with torch.no_grad():
+        stroke_logits = model.decoder(model.quantizer.lookup(tokens[:, 2:].view(3, 7, 7)))
+    decoded_strokes = stroke_logits.argmax(dim=2)[:, 0]
+    assert torch.equal(
+        decoded, paint(decoded_strokes, [RED, WHITE, BLUE], [BLUE, DARK_GREEN, WHITE])
+    )
+    assert torch.equal(model.reconstruct(images), decoded)
+
+    allowed = model.allowed_tokens
+    assert allowed.shape == (51, 72)
+    assert allowed[:2, 8:].all() and not allowed[:2, :8].any(), "colours first"
+    assert allowed[2:, :8].all() and not allowed[2:, 8:].any(), "then codes"
+    local = VQVAE(image_shape=(3, 28, 28), num_levels=4, **TINY_MODEL)
+    assert local.allowed_tokens.shape == (49, 8) and local.allowed_tokens.all()
+    assert local.vocab_size == 8 and local.token_shape == (7, 7)
+
+
+def test_global_reconstruction_nll_is_the_stroke_nll_in_each_channel_the_colours_differ_in():
+    torch.manual_seed(0)
+    model = VQVAE(image_shape=(3, 8, 8), num_levels=4, **GLOBAL_MODEL).eval()  # codebook fixed
+    strokes = sparse_strokes(2, 8)
+    images = paint(strokes, [RED, [1, 2, 3]], [BLUE, [1, 2, 0]])  # 2 channels differ, then 1
+    logits, quantized = model(images)
+    stroke_logits = model.decoder(quantized.quantized)[:, 0]
+    stroke_nats = F.cross_entropy(stroke_logits, strokes, reduction="none").sum(dim=(1, 2))
+    recon, _ = model.losses(images)
+    assert torch.allclose(recon, torch.tensor([2.0, 1.0]) * stroke_nats / (3 * 8 * 8))
+    assert torch.allclose(logits.exp().sum(dim=2), torch.ones(2, 3, 8, 8))
+    assert (logits[0, 1, 0] == 0).all(), "green is 0 in both colours: certain"
+    assert torch.isinf(logits[0, 1, 1:]).all() and torch.isinf(logits[0, 0, 1:3]).all()
+    recon.mean().backward()
+    for parameter in model.encoder.parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+
+
+def test_global_colours_encode_any_image_but_reconstruct_only_two_colours():
+    model = VQVAE(image_shape=(3, 8, 8), num_levels=4, **GLOBAL_MODEL).eval()
+    images = torch.randint(0, 4, (2, 3, 8, 8), generator=torch.Generator().manual_seed(0))
+    assert model.encode(images).shape == (2, 2 + 4)
+    with pytest.raises(ValueError, match="at most two colours"):
+        model.losses(images)
+    with pytest.raises(ValueError, match="colors must be one of local, global"):
+        VQVAE(colors="per pixel")
 
 
 def recon_nats_per_dim_by_hand(model: VQVAE, loader) -> float:

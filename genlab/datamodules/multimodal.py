@@ -271,25 +271,47 @@ class CaptionedImages(InMemoryImages):
         )
 
 
+def shift_and_rotate(strokes: Tensor, shifts: Tensor, angles: Tensor) -> Tensor:
+    """Boolean strokes ``[B, 1, H, W]`` moved by ``shifts [B, 2]`` pixels (right, down)
+    and turned by ``angles [B]`` radians about the image centre: resampled bilinearly and
+    kept where at least half on. What leaves the image is lost; what enters is off."""
+    _, _, height, width = strokes.shape
+    cos, sin = angles.cos(), angles.sin()
+    # affine_grid maps each output position, in [-1, 1] coordinates, to where it reads
+    x_from = torch.stack([cos, -sin, -2 * shifts[:, 0] / width], dim=1)
+    y_from = torch.stack([sin, cos, -2 * shifts[:, 1] / height], dim=1)
+    grid = F.affine_grid(torch.stack([x_from, y_from], 1), list(strokes.shape), align_corners=False)
+    return F.grid_sample(strokes.float(), grid, align_corners=False) >= 0.5
+
+
 class RecoloredCaptions(Dataset):
     """The digits of a `CaptionedImages` (with `strokes`), painted with a fresh random
-    colour pair and captioned anew every time a batch is drawn.
+    colour pair and captioned anew every time a batch is drawn; with `max_shift` or
+    `max_rotation`, each digit is also moved by up to `max_shift` pixels along each axis
+    and turned by up to `max_rotation` degrees (uniformly at random, anew at each draw).
 
     Coloured MNIST gives almost every training digit its own colour pair, so a model
     of colour-entangled tokens sees each digit shape in one colouring only; drawing new
     colours per batch shows it every shape in many. Colours of the k-th batch a process
     draws come from `[seed, TRAIN_RECOLORS, worker, k]` (and the rank, under DDP), so
-    runs with the same seed, shuffling, workers and processes see the same colours.
-    `images`, `labels` and `captions` are those of the fixed colouring, for whoever reads
-    the split as a whole.
+    runs with the same seed, shuffling, workers and processes see the same colours; the
+    moves come from a child of that seed sequence. `images`, `labels` and `captions` are
+    those of the fixed colouring, for whoever reads the split as a whole.
     """
 
     def __init__(
-        self, base: CaptionedImages, num_levels: int, seed: int, vocabulary: WordVocabulary
+        self,
+        base: CaptionedImages,
+        num_levels: int,
+        seed: int,
+        vocabulary: WordVocabulary,
+        max_shift: float = 0.0,
+        max_rotation: float = 0.0,
     ) -> None:
         if base.strokes is None:
             raise ValueError("recolouring needs the digit masks (CaptionedImages.strokes)")
         self.base, self.num_levels, self.seed, self.vocabulary = base, num_levels, seed, vocabulary
+        self.max_shift, self.max_rotation = max_shift, max_rotation
         self.images, self.labels, self.captions = base.images, base.labels, base.captions
         self.batches_drawn = 0
 
@@ -302,10 +324,9 @@ class RecoloredCaptions(Dataset):
 
     def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor, Tensor]:
         batch = torch.as_tensor(indices, dtype=torch.long)
-        background, foreground = draw_color_pairs(
-            self.num_levels, self.next_seed(), np.arange(len(batch))
-        )
-        strokes = self.base.strokes[batch]
+        seed = self.next_seed()
+        background, foreground = draw_color_pairs(self.num_levels, seed, np.arange(len(batch)))
+        strokes = self.moved(self.base.strokes[batch], seed)
         images = torch.where(
             strokes,
             torch.from_numpy(foreground)[:, :, None, None],
@@ -314,6 +335,18 @@ class RecoloredCaptions(Dataset):
         labels = self.base.labels[batch]
         captions = caption_ids(labels, foreground, background, self.num_levels, self.vocabulary)
         return images.long(), labels, captions
+
+    def moved(self, strokes: Tensor, seed: list[int]) -> Tensor:
+        """The strokes of a batch shifted and turned at random (see the class docstring),
+        or as they are when no move is asked for."""
+        if not (self.max_shift or self.max_rotation):
+            return strokes
+        rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        shifts = rng.uniform(-self.max_shift, self.max_shift, (len(strokes), 2))
+        angles = np.radians(rng.uniform(-self.max_rotation, self.max_rotation, len(strokes)))
+        return shift_and_rotate(
+            strokes, torch.from_numpy(shifts).float(), torch.from_numpy(angles).float()
+        )
 
     def next_seed(self) -> list[int]:
         """The colour seed of the next batch of this process (worker 0: the main one).
@@ -343,6 +376,9 @@ class CaptionedMNISTDataModule(MNISTDataModule):
         recolor: Paint the training digits with new random colours (and caption them
             anew) every time a batch is drawn, see `RecoloredCaptions`; validation and
             test keep their fixed colours.
+        max_shift, max_rotation: With `recolor`, also move each training digit by up to
+            `max_shift` pixels along each axis and turn it by up to `max_rotation`
+            degrees at every draw (0: not at all); validation and test stay as they are.
         **kwargs: `ImageDataModule` arguments (batch_size, val_fraction, seed, ...).
     """
 
@@ -354,6 +390,8 @@ class CaptionedMNISTDataModule(MNISTDataModule):
         num_levels: int = 4,
         recolor: bool = False,
         levels_in_file: int | None = None,
+        max_shift: float = 0.0,
+        max_rotation: float = 0.0,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -365,7 +403,17 @@ class CaptionedMNISTDataModule(MNISTDataModule):
             levels_in_file=levels_in_file,
             **kwargs,
         )
+        if (max_shift or max_rotation) and not recolor:
+            raise ValueError(
+                "max_shift and max_rotation move the digits as they are repainted: "
+                "they need recolor: true"
+            )
+        if max_shift < 0 or max_rotation < 0:
+            raise ValueError(
+                f"max_shift and max_rotation must be at least 0, got {max_shift}, {max_rotation}"
+            )
         self.recolor = recolor
+        self.max_shift, self.max_rotation = max_shift, max_rotation
         self._vocabulary = WordVocabulary()
 
     @property
@@ -398,11 +446,17 @@ class CaptionedMNISTDataModule(MNISTDataModule):
         return CaptionedImages(painted.images, painted.labels, captions, strokes)
 
     def setup(self, stage: str | None = None) -> None:
-        """Load the splits; with `recolor`, the training split repaints every batch."""
+        """Load the splits; with `recolor`, the training split repaints (and moves) every
+        batch."""
         super().setup(stage)
         if self.recolor and not isinstance(self.train_set, RecoloredCaptions):
             self.train_set = RecoloredCaptions(
-                self.train_set, self.num_levels, self.hparams.seed, self._vocabulary
+                self.train_set,
+                self.num_levels,
+                self.hparams.seed,
+                self._vocabulary,
+                self.max_shift,
+                self.max_rotation,
             )
 
     def state_dict(self) -> dict[str, int]:

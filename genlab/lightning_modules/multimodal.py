@@ -2,35 +2,39 @@
 example, ``<bos>`` then the caption and the image in either order, so that one model
 draws images from captions, captions from images, and both from nothing.
 
-Joint vocabulary (``JointVocabulary``), with ``W`` caption words and ``K`` VQ codes:
+Joint vocabulary (``JointVocabulary``), with ``W`` caption words and ``K`` image token
+ids (the VQ-VAE's ``vocab_size``: its codes, and with global colours its colours too):
 
 ====================  ===========================  ==============================
 ids                   tokens                       source
 ====================  ===========================  ==============================
 ``0 .. W-1``          caption words                ``WordVocabulary`` ids
-``W .. W+K-1``        image codes                  VQ-VAE code ``c`` is ``W + c``
+``W .. W+K-1``        image tokens                 VQ-VAE token ``c`` is ``W + c``
 ``W+K``               ``<end of text>``            closes a caption
 ``W+K+1``             ``<end of image>``           closes an image
 ``W+K+2``             ``<bos>``                    the GPT's own (``GPT.bos``)
 ====================  ===========================  ==============================
 
-A sequence is ``<bos>``, then ``words.. <end of text>`` and ``codes.. <end of image>``
-in either order (the image's ``h*w`` codes in raster order). Training draws the order
-per example and step (a fair coin from torch's global RNG, which ``seed_everything``
-seeds); validation and test put the text first in even rows of a batch and the image
-first in odd rows, so their figures do not change between runs. Captions have 4 to 6
-words, so sequences of a batch differ in length: they are padded at the end, and the
-padding is no target.
+A sequence is ``<bos>``, then ``words.. <end of text>`` and ``image tokens.. <end of
+image>`` in either order (the image's ``T`` tokens in the VQ-VAE's order: the ``h*w``
+codes in raster order, or with global colours the foreground and background colours
+then the stroke's codes). Training draws the order per example and step (a fair coin
+from torch's global RNG, which ``seed_everything`` seeds); validation and test put the
+text first in even rows of a batch and the image first in odd rows, so their figures do
+not change between runs. Captions have 4 to 6 words, so sequences of a batch differ in
+length: they are padded at the end, and the padding is no target.
 
 Metrics: ``train/loss`` and ``{val,test}/nats_per_token``, the mean NLL of every
-predicted token (words, codes and both end tokens; never ``<bos>`` or padding) over the
-split. No ``*/nats_per_dim``: a token is a word or a VQ code covering 48 subpixels, so
-no "data dimension" is common to all of them; runs keep the best ``val/nats_per_token``.
+predicted token (words, image tokens and both end tokens; never ``<bos>`` or padding)
+over the split. No ``*/nats_per_dim``: a token is a word, a colour or a VQ code covering
+48 subpixels, so no "data dimension" is common to all of them; runs keep the best
+``val/nats_per_token``.
 
 Sampling masks the logits to the tokens the structure allows at each step, so samples
-are well formed whatever the weights: the first token is a word or a code (choosing the
-order), an image is exactly ``h*w`` codes then ``<end of image>``, and a caption is 1 to
-``max_caption_words`` words then ``<end of text>``.
+are well formed whatever the weights: the first token is a word or an image's first
+token (choosing the order), an image is exactly its ``T`` tokens, each among the ids its
+position may hold (``VQVAE.allowed_tokens``), then ``<end of image>``, and a caption is
+1 to ``max_caption_words`` words then ``<end of text>``.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ from genlab.nn.transformer import GPT, GPTConfig, next_token
 
 @dataclass(frozen=True)
 class JointVocabulary:
-    """Ids of words, image codes and the two end tokens (layout in the module docstring)."""
+    """Ids of words, image tokens and the two end tokens (layout in the module
+    docstring); ``num_codes`` is the number of image token ids."""
 
     num_words: int
     num_codes: int
@@ -88,8 +93,8 @@ class JointVocabulary:
         return torch.cat([words, words.new_tensor([self.end_of_text])])
 
     def image_tokens(self, codes: Tensor) -> Tensor:
-        """An image's tokens: its code grid in raster order, shifted past the words,
-        then ``<end of image>``."""
+        """An image's tokens: its VQ-VAE tokens in order, shifted past the words, then
+        ``<end of image>``."""
         flat = codes.flatten() + self.num_words
         return torch.cat([flat, flat.new_tensor([self.end_of_image])])
 
@@ -98,8 +103,8 @@ def assemble_sequences(
     joint: JointVocabulary, captions: Tensor, codes: Tensor, text_first: Tensor, bos: int
 ) -> tuple[Tensor, Tensor]:
     """GPT inputs and targets ``[B, T]`` of captions ``[B, L]`` (``PAD``-padded word
-    ids) and code grids ``[B, h, w]``: each row is ``<bos>`` then the two modalities in
-    the order ``text_first [B]`` says, padded at the end. Targets are the sequences
+    ids) and VQ-VAE tokens ``[B, *token_shape]``: each row is ``<bos>`` then the two
+    modalities in the order ``text_first [B]`` says, padded at the end. Targets are the sequences
     shifted by one, ``PAD`` after their end; inputs read word 0 there, which only
     positions after the end can see."""
     rows = []
@@ -114,14 +119,18 @@ def assemble_sequences(
 class StructureMask:
     """Where each row of a batch being sampled stands (inside its caption or image, how
     many tokens of it so far, which modalities are closed) and which tokens may come
-    next: the grammar of a sequence, enforced on the logits."""
+    next: the grammar of a sequence, enforced on the logits. ``image_allowed``
+    ``[T, num_codes]`` says which image token ids each of an image's ``T`` tokens may
+    hold (``VQVAE.allowed_tokens``)."""
 
     def __init__(
-        self, joint: JointVocabulary, batch: int, image_length: int, max_words: int
+        self, joint: JointVocabulary, batch: int, image_allowed: Tensor, max_words: int
     ) -> None:
-        self.joint, self.image_length, self.max_words = joint, image_length, max_words
+        self.joint, self.image_length, self.max_words = joint, len(image_allowed), max_words
         ids = torch.arange(joint.size)
-        self.words, self.codes = joint.is_word(ids), joint.is_code(ids)
+        self.words = joint.is_word(ids)
+        self.codes_at = torch.zeros(self.image_length, joint.size, dtype=torch.bool)
+        self.codes_at[:, joint.num_words : joint.end_of_text] = image_allowed.cpu()
         self.end_of_text, self.end_of_image = ids == joint.end_of_text, ids == joint.end_of_image
         none = torch.zeros(batch, dtype=torch.bool)
         self.in_text, self.in_image = none.clone(), none.clone()
@@ -141,9 +150,10 @@ class StructureMask:
         codes = (idle & ~self.image_done) | (self.in_image & (self.count < self.image_length))
         end_text = self.in_text & (self.count >= 1)
         end_image = (self.in_image & (self.count == self.image_length)) | self.finished
+        position = torch.where(self.in_image, self.count, 0).clamp(max=self.image_length - 1)
         return (
             words[:, None] & self.words
-            | codes[:, None] & self.codes
+            | codes[:, None] & self.codes_at[position]
             | end_text[:, None] & self.end_of_text
             | end_image[:, None] & self.end_of_image
         )
@@ -205,8 +215,8 @@ class Multimodal(FrozenVQVAEModel):
             )
         self.attach_vqvae(vqvae_checkpoint, vqvae_hparams, image_shape, num_levels)
         self.words = WordVocabulary()
-        self.joint = JointVocabulary(self.words.size, self.vqvae.num_codes)
-        self.image_length = math.prod(self.vqvae.token_grid)
+        self.joint = JointVocabulary(self.words.size, self.vqvae.vocab_size)
+        self.image_length = math.prod(self.vqvae.token_shape)
         config = GPTConfig(
             vocab_size=self.joint.size,
             context_length=1 + (max_caption_words + 1) + (self.image_length + 1),
@@ -286,7 +296,7 @@ class Multimodal(FrozenVQVAEModel):
         through the KV cache. Returns ``[B, t + new]``; rows that finish early are
         padded with ``<end of image>``."""
         mask = StructureMask(
-            self.joint, len(prompts), self.image_length, self.hparams.max_caption_words
+            self.joint, len(prompts), self.vqvae.allowed_tokens, self.hparams.max_caption_words
         )
         for column in prompts.T:
             mask.update(column)
@@ -324,8 +334,8 @@ class Multimodal(FrozenVQVAEModel):
     def images_of(self, sequences: list[Tensor] | Tensor) -> Tensor:
         """The VQ-VAE's decoding ``[B, C, H, W]`` of every well-formed sequence's image."""
         codes = [row[self.joint.is_code(row)] - self.joint.num_words for row in sequences]
-        grids = torch.stack(codes).view(len(codes), *self.vqvae.token_grid)
-        return self.vqvae.decode(grids.to(self.device))
+        tokens = torch.stack(codes).view(len(codes), *self.vqvae.token_shape)
+        return self.vqvae.decode(tokens.to(self.device))
 
     def caption_to_image(
         self, captions: list[str], generator: torch.Generator | None = None, **options
@@ -338,7 +348,7 @@ class Multimodal(FrozenVQVAEModel):
         self, images: Tensor, generator: torch.Generator | None = None, **options
     ) -> list[str]:
         """One caption drawn for each integer image ``[B, C, H, W]``."""
-        prompts = torch.stack([self.joint.image_tokens(grid) for grid in self.tokens_of(images)])
+        prompts = torch.stack([self.joint.image_tokens(image) for image in self.tokens_of(images)])
         return self.captions_of(self.continue_sequences(prompts, generator=generator, **options))
 
     def unconditional(

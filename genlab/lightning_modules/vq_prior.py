@@ -1,17 +1,22 @@
-"""A token prior for a VQ-VAE (van den Oord et al., 2017): a GPT over the raster-ordered
-code grid of a frozen, trained VQ-VAE, so that sampling tokens and decoding them draws
-new images.
+"""A token prior for a VQ-VAE (van den Oord et al., 2017): a GPT over the tokens of a
+frozen, trained VQ-VAE (the raster-ordered code grid, or with global colours the
+foreground and background colours then the stroke's codes, see ``VQVAE``), so that
+sampling tokens and decoding them draws new images.
 
-The prior is trained on the VQ-VAE's tokens of the usual image data. Each split is
-encoded once and cached next to the VQ-VAE checkpoint, in ``<ckpt>.tokens.<digest>.pt``
-where the digest hashes the split's images, so another data set (or another split) never
-reads tokens that are not its own. Batches still arrive as images; the prior looks each
-image's tokens up by a hash of the image, and encodes only images it has not cached (a
-``log_prob`` of new images).
+The prior is trained on the VQ-VAE's tokens of the usual image data. The code grids of
+each split are computed once and cached next to the VQ-VAE checkpoint, in
+``<ckpt>.tokens.<digest>.pt`` where the digest hashes the split's images, so another data
+set (or another split) never reads codes that are not its own. Batches still arrive as
+images; the prior looks each image's code grid up by a hash of what the encoder sees of
+it (the image, or with global colours its stroke, so a digit repainted in new colours is
+still found), reads colour tokens from the image itself, and encodes only images it has
+not cached (a ``log_prob`` of new images).
 
-Metrics are the NLL of the *tokens*, ``-log p(z(x))``: ``*/nats_per_token`` per code, and
+Metrics are the NLL of the *tokens*, ``-log p(z(x))``: ``*/nats_per_token`` per token, and
 ``*/nats_per_dim`` that NLL divided by the image's subpixels, to compare scales with the
 pixel models. It is not ``-log p(x)``: the VQ-VAE's reconstruction term is not included.
+A token's ids are restricted to those its position may hold (``VQVAE.allowed_tokens``:
+colours or codes), in the likelihood and in sampling alike.
 """
 
 from __future__ import annotations
@@ -42,8 +47,8 @@ def image_key(image: Tensor) -> bytes:
 
 
 def token_cache_path(ckpt_path: str | Path, images: Tensor) -> Path:
-    """``<ckpt>.tokens.<digest>.pt``: the cache file of these images' tokens, beside the
-    VQ-VAE checkpoint; the digest covers every image, so each split has its own file."""
+    """``<ckpt>.tokens.<digest>.pt``: the cache file of these images' code grids, beside
+    the VQ-VAE checkpoint; the digest covers every image, so each split has its own file."""
     digest = hashlib.blake2b(digest_size=8)
     for image in images:
         digest.update(image_key(image))
@@ -54,22 +59,26 @@ def token_cache_path(ckpt_path: str | Path, images: Tensor) -> Path:
 def token_cache(
     vqvae: VQVAE, images: Tensor, ckpt_path: str | Path, batch_size: int = 256
 ) -> Tensor:
-    """Token grids ``[N, h, w]`` (CPU LongTensor) of integer images ``[N, C, H, W]``:
-    read from the cache file beside ``ckpt_path`` when it exists, else encoded batch by
-    batch on the VQ-VAE's device and written there (atomically, so that parallel
-    processes never read half a file)."""
+    """Code grids ``[N, h, w]`` (CPU LongTensor) of integer images ``[N, C, H, W]``, that
+    is of their encoder inputs (``VQVAE.encoder_input``; with local colours, the images'
+    tokens): read from the cache file beside ``ckpt_path`` when it exists, else encoded
+    batch by batch on the VQ-VAE's device and written there (atomically, so that
+    parallel processes never read half a file)."""
     path = token_cache_path(ckpt_path, images)
     if path.is_file():
         return torch.load(path, weights_only=True)
     device = next(vqvae.parameters()).device
     with evaluating(vqvae):
-        tokens = torch.cat(
-            [vqvae.encode(chunk.to(device).long()).cpu() for chunk in images.split(batch_size)]
+        grids = torch.cat(
+            [
+                vqvae.code_grid(vqvae.encoder_input(chunk.to(device).long())).cpu()
+                for chunk in images.split(batch_size)
+            ]
         )
     partial = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(tokens, partial)
+    torch.save(grids, partial)
     os.replace(partial, path)
-    return tokens
+    return grids
 
 
 def vqvae_of_checkpoint(ckpt_path: str) -> tuple[VQVAE, dict]:
@@ -111,25 +120,33 @@ def check_vqvae_data(
 def split_tokens(
     vqvae: VQVAE, datamodule: object, names: tuple[str, ...], ckpt_path: str | Path
 ) -> dict[bytes, Tensor]:
-    """Token grids of the images of the data module's splits ``names`` (those it has),
-    keyed by ``image_key``: read from, or encoded once into, the caches beside
-    ``ckpt_path``."""
+    """Code grids of the images of the data module's splits ``names`` (those it has),
+    keyed by the ``image_key`` of their encoder inputs: read from, or encoded once into,
+    the caches beside ``ckpt_path``."""
     cached: dict[bytes, Tensor] = {}
     for name in names:
         dataset = getattr(datamodule, name, None)
         if dataset is None:
             continue
-        tokens = token_cache(vqvae, dataset.images, ckpt_path)
-        cached.update(zip(map(image_key, dataset.images), tokens, strict=True))
+        grids = token_cache(vqvae, dataset.images, ckpt_path)
+        keys = [
+            image_key(data)
+            for chunk in dataset.images.split(1024)
+            for data in vqvae.encoder_input(chunk.long())
+        ]
+        cached.update(zip(keys, grids, strict=True))
     return cached
 
 
 def lookup_tokens(vqvae: VQVAE, cached: dict[bytes, Tensor], images: Tensor) -> Tensor:
-    """Token grids ``[B, h, w]`` of integer images: the ``cached`` ones when every image
-    is there, else the VQ-VAE's ``encode``."""
-    keys = [image_key(image) for image in images.cpu()] if cached else []
-    if keys and all(key in cached for key in keys):
-        return torch.stack([cached[key] for key in keys]).to(images.device)
+    """Tokens ``[B, *token_shape]`` of integer images: built from the ``cached`` code
+    grids when every image's encoder input is there, else the VQ-VAE's ``encode``."""
+    if cached:
+        inputs = vqvae.encoder_input(images)
+        keys = [image_key(data) for data in inputs.cpu()]
+        if all(key in cached for key in keys):
+            grids = torch.stack([cached[key] for key in keys]).to(images.device)
+            return vqvae.tokens(images, grids)
     return vqvae.encode(images)
 
 
@@ -184,14 +201,14 @@ class FrozenVQVAEModel(LikelihoodModel):
         )
 
     def tokens_of(self, images: Tensor) -> Tensor:
-        """Token grids ``[B, h, w]`` of integer images: cached ones when every image is in
-        the cache, else the VQ-VAE's ``encode``."""
+        """Tokens ``[B, *token_shape]`` of integer images, from the cached code grids when
+        every image's encoder input is in the cache, else the VQ-VAE's ``encode``."""
         return lookup_tokens(self.vqvae, self._cached_tokens, images)
 
 
 class VQPrior(FrozenVQVAEModel):
-    """A GPT over the ``h*w`` tokens of a frozen VQ-VAE's code grid (vocabulary: its
-    codes; context ``h*w + 1`` with ``<bos>``).
+    """A GPT over the ``T`` tokens of a frozen VQ-VAE (vocabulary: its token ids; context
+    ``T + 1`` with ``<bos>``), its logits masked to the ids each position may hold.
 
     The VQ-VAE is a submodule in eval mode with ``requires_grad`` off and outside the
     optimizer; its weights are stored in the prior's state dict and its hyperparameters
@@ -230,11 +247,11 @@ class VQPrior(FrozenVQVAEModel):
         super().__init__(learning_rate)
         self.save_hyperparameters()
         self.attach_vqvae(vqvae_checkpoint, vqvae_hparams, image_shape, num_levels)
-        height, width_tokens = self.vqvae.token_grid
-        self.num_tokens = height * width_tokens
-        self.dims_per_token = math.prod(self.image_shape) // self.num_tokens
+        self.num_tokens = math.prod(self.vqvae.token_shape)
+        self.dims_per_token = math.prod(self.image_shape) / self.num_tokens
+        self.register_buffer("allowed", self.vqvae.allowed_tokens, persistent=False)
         config = GPTConfig(
-            vocab_size=self.vqvae.num_codes,
+            vocab_size=self.vqvae.vocab_size,
             context_length=self.num_tokens + 1,
             width=width,
             num_heads=num_heads,
@@ -244,12 +261,15 @@ class VQPrior(FrozenVQVAEModel):
         self.gpt = GPT(config)
 
     def forward(self, tokens: Tensor) -> Tensor:
-        """Next-token logits ``[B, h*w, num_codes]`` of token grids ``[B, h, w]``: row
-        ``t`` is the distribution of token ``t`` (raster order) given the tokens before."""
-        return self.gpt(self.gpt.with_bos(tokens.flatten(1))[:, :-1])
+        """Next-token logits ``[B, T, vocab_size]`` of tokens ``[B, *token_shape]``: row
+        ``t`` is the distribution of token ``t`` (in order) given the tokens before,
+        ``-inf`` at ids that position may not hold."""
+        logits = self.gpt(self.gpt.with_bos(tokens.flatten(1))[:, :-1])
+        return logits.masked_fill(~self.allowed, float("-inf"))
 
     def token_log_prob(self, tokens: Tensor) -> Tensor:
-        """Exact log-probability of each token grid ``[B, h, w]`` under the prior, in nats."""
+        """Exact log-probability of the tokens ``[B, *token_shape]`` of each image under
+        the prior, in nats."""
         return categorical_log_prob(self(tokens), tokens.flatten(1), dim=2)
 
     def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
@@ -265,8 +285,9 @@ class VQPrior(FrozenVQVAEModel):
         use_cache: bool = True,
         on_step: Callable[[int], None] | None = None,
     ) -> Tensor:
-        """Ancestral samples of token grids ``[num_samples, h, w]``, one token per step;
-        with or without the KV cache the same generator gives the same tokens."""
+        """Ancestral samples of tokens ``[num_samples, *token_shape]``, one token per step,
+        each drawn among the ids its position may hold; with or without the KV cache the
+        same generator gives the same tokens."""
         with evaluating(self):
             tokens = self.gpt.generate_from_bos(
                 num_samples,
@@ -274,8 +295,9 @@ class VQPrior(FrozenVQVAEModel):
                 use_cache=use_cache,
                 generator=generator,
                 on_step=on_step,
+                allowed=self.allowed,
             )
-        return tokens.view(num_samples, *self.vqvae.token_grid)
+        return tokens.view(num_samples, *self.vqvae.token_shape)
 
     def sample(
         self,
@@ -287,7 +309,7 @@ class VQPrior(FrozenVQVAEModel):
         on_step: Callable[[int], None] | None = None,
     ) -> Tensor:
         """Images ``[num_samples, C, H, W]`` (LongTensor in ``0..K-1``, like the data): the
-        VQ-VAE's decoding of sampled token grids."""
+        VQ-VAE's decoding of sampled tokens."""
         tokens = self.sample_tokens(
             num_samples, generator=generator, use_cache=use_cache, on_step=on_step
         )

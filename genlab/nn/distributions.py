@@ -22,8 +22,10 @@ def categorical_log_prob(logits: Tensor, x: Tensor, dim: int = 1) -> Tensor:
 
 def sample_categorical(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Draw one index per row of ``logits[..., K]`` by inverting the cumulative
-    distribution at a uniform number: the index is the number of cumulative
-    probabilities below it.
+    distribution at a uniform number scaled to its total: the index is the number of
+    cumulative probabilities at or below it. Scaled so, the number stays below the last
+    cumulative probability whatever its rounding, and an index of probability zero
+    (a ``-inf`` logit, masked out) is never drawn.
 
     The uniforms come from ``generator`` on its own device, so a seeded CPU generator
     gives the same samples whichever device the model runs on.
@@ -31,7 +33,8 @@ def sample_categorical(logits: Tensor, generator: torch.Generator | None = None)
     noise_device = generator.device if generator is not None else logits.device
     uniform = torch.rand((*logits.shape[:-1], 1), generator=generator, device=noise_device)
     cdf = F.softmax(logits.float(), dim=-1).cumsum(dim=-1)
-    index = torch.searchsorted(cdf, uniform.to(logits.device)).squeeze(-1)
+    target = uniform.to(logits.device) * cdf[..., -1:]
+    index = torch.searchsorted(cdf, target, right=True).squeeze(-1)
     return index.clamp_(max=logits.shape[-1] - 1)
 
 

@@ -230,6 +230,7 @@ class GPT(nn.Module):
         generator: torch.Generator | None = None,
         on_step: Callable[[int], None] | None = None,
         stop_token: int | None = None,
+        allowed: Tensor | None = None,
     ) -> Tensor:
         """Continue ``prompt`` ``[B, t]`` (``t`` may be 0; no ``<bos>``) by up to
         ``max_new_tokens`` tokens; returns ``[B, t + new]``.
@@ -246,6 +247,9 @@ class GPT(nn.Module):
         so sequences may be longer than the context.
         Once every row has drawn ``stop_token``, generation ends early; a row that drew it
         earlier is padded with it. ``on_step(i)`` is called after token ``i`` (timing).
+        ``allowed`` ``[max_new_tokens, vocab_size]``, booleans, restricts new token ``i``
+        to the ids of row ``i`` (the others' logits become ``-inf``), for sequences
+        whose positions draw from different parts of the vocabulary.
         """
         context = self.config.context_length
         batch, length = prompt.shape
@@ -263,6 +267,8 @@ class GPT(nn.Module):
         logits = read_view()
         finished = torch.zeros(batch, dtype=torch.bool, device=prompt.device)
         for step in range(max_new_tokens):
+            if allowed is not None:
+                logits = logits.masked_fill(~allowed[step], float("-inf"))
             token = next_token(logits, temperature, top_k, top_p, greedy, generator)
             if stop_token is not None:
                 token = token.masked_fill(finished, stop_token)
