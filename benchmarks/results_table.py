@@ -203,46 +203,35 @@ def vq_multimodal_rows(record: dict) -> list[str]:
     vqvae, prior, multimodal = record["vqvae"], record["prior"], record["multimodal"]
     grounding = record["grounding"]
     tokens = (
-        f"test reconstruction {vqvae['test_recon_nats_per_dim']:.3f} nats/dim, "
-        f"{100 * vqvae['test_subpixels_right']:.1f}% of subpixels right; "
-        f"{100 * vqvae['test_codes_used']:.0f}% of {vqvae['num_codes']} codes in use, "
+        f"{vqvae['tokens']}; test reconstruction {vqvae['test_recon_nats_per_dim']:.3f} "
+        f"nats/dim, {percent(vqvae['test_subpixels_right'])} of subpixels right; "
+        f"{100 * vqvae['test_codes_used']:.0f}% of {vqvae['num_codes']} stroke codes in use, "
         f"perplexity {vqvae['test_codebook_perplexity']:.0f}"
     )
+    real, rebuilt = grounding["judges_on_test_images"], grounding["judges_on_test_reconstructions"]
     prior_text = (
-        f"test {prior['test_nats_per_token']:.3f} nats/token "
-        f"(course: {prior['course_reference_nats_per_token']} with its own tokenizer on 60k)"
+        f"test {prior['test_nats_per_token']:.3f} nats/token (course: "
+        f"{prior['course_reference_nats_per_token']} with its own tokenizer on 60k, not "
+        f"comparable); the digit judge reads "
+        f"{percent(grounding['prior_samples']['confident_digit_rate'])} of 100 samples with "
+        f"p >= 0.9 (test images {percent(real['confident_digit_rate'])}, their "
+        f"reconstructions {percent(rebuilt['confident_digit_rate'])})"
     )
-    drawn, read = grounding["caption_to_image"], grounding["image_to_caption_sampled"]
-    ceiling = grounding["judges_on_test_reconstructions"]
+    drawn = grounding["caption_to_image"]
+    sampled, greedy = grounding["image_to_caption_sampled"], grounding["image_to_caption_greedy"]
     multimodal_text = (
         f"test {multimodal['test_nats_per_token']:.3f} nats/token; caption to image: "
         f"{percent(drawn['digit'])} asked digit, {percent(drawn['all_three'])} digit and both "
-        f"colours (judges on VQ reconstructions: {percent(ceiling['digit'])}, "
-        f"{percent(ceiling['all_three'])}); image to caption (sampled): "
-        f"{percent(read['digit'])} true digit, {percent(read['all_three'])} all three"
+        f"colours (judges on VQ reconstructions: {percent(rebuilt['digit'])}, "
+        f"{percent(rebuilt['all_three'])}; on test images {percent(real['digit'])}); image to "
+        f"caption: {percent(sampled['digit'])} true digit, {percent(sampled['all_three'])} all "
+        f"three sampled, {percent(greedy['digit'])} and {percent(greedy['all_three'])} greedy"
     )
-    # the fixed-colour run predates the "recolor" key and shared the machine with others
-    untimed = "" if "recolor" in record else " (not timed alone)"
-    colours = "recoloured" if record.get("recolor", False) else "fixed colours"
-    rows = [
-        row(
-            record,
-            f"VQ token prior ({colours})",
-            data,
-            prior_text,
-            epochs_and_seconds(prior) + untimed,
-        ),
-        row(
-            record,
-            f"Multimodal GPT ({colours})",
-            data,
-            multimodal_text,
-            epochs_and_seconds(multimodal) + untimed,
-        ),
+    return [
+        row(record, "VQ-VAE tokenizer", data, tokens, epochs_and_seconds(vqvae)),
+        row(record, "VQ token prior", data, prior_text, epochs_and_seconds(prior)),
+        row(record, "Multimodal GPT", data, multimodal_text, epochs_and_seconds(multimodal)),
     ]
-    if record.get("recolor", False):
-        rows.insert(0, row(record, "VQ-VAE tokenizer", data, tokens, epochs_and_seconds(vqvae)))
-    return rows
 
 
 def percent(fraction: float) -> str:

@@ -67,7 +67,12 @@ from common import RESULTS, SHARED_DATASETS, write_result  # noqa: E402
 from genlab.callbacks.multimodal_grid import captioned_grid  # noqa: E402
 from genlab.datamodules import CaptionedMNISTDataModule  # noqa: E402
 from genlab.datamodules.images import ImageDataModule  # noqa: E402
-from genlab.datamodules.multimodal import CaptionParts, color_name, parse_caption  # noqa: E402
+from genlab.datamodules.multimodal import (  # noqa: E402
+    CaptionParts,
+    color_name,
+    parse_caption,
+    shift_and_rotate,
+)
 from genlab.lightning_modules import VQVAE, Multimodal, VQPrior  # noqa: E402
 from genlab.lightning_modules.vqvae import color_numbers, two_colors  # noqa: E402
 from genlab.nn.modes import evaluating  # noqa: E402
@@ -78,6 +83,7 @@ NUM_LEVELS = 4
 NAME = "vq_multimodal_colored_mnist"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CONFIDENT = 0.9  # a judge's probability of its digit that counts as "reads a digit"
+JUDGE_SHIFT, JUDGE_ROTATION = 2.0, 12.0  # pixels, degrees: how far the judge's digits move
 TOKENIZER_NOTE = (
     "not comparable with the course's figure: its tokenizer codes 7x7 patches of the "
     "coloured image, ours two exact colour tokens and codes of the colour-free stroke"
@@ -209,20 +215,13 @@ class DigitJudge(nn.Module):
         return self.net(strokes)
 
 
-def shifted_and_rotated(
-    strokes: Tensor, generator: torch.Generator, max_shift: float = 2.0, max_degrees: float = 12
-) -> Tensor:
-    """Strokes ``[B, 1, H, W]`` moved by up to ``max_shift`` pixels each way and turned
-    by up to ``max_degrees``, a random amount per image, and binarized again."""
-    count, _, height, _ = strokes.shape
-    angle = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(max_degrees)
-    shift = (torch.rand(count, 2, generator=generator) * 2 - 1) * max_shift * 2 / height
-    cos, sin = angle.cos(), angle.sin()
-    theta = torch.stack(
-        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
-    )
-    grid = F.affine_grid(theta, list(strokes.shape), align_corners=False)
-    return (F.grid_sample(strokes, grid, align_corners=False) > 0.5).float()
+def moved(strokes: Tensor, generator: torch.Generator) -> Tensor:
+    """0/1 strokes ``[B, 1, H, W]`` shifted by up to ``JUDGE_SHIFT`` pixels along each
+    axis and turned by up to ``JUDGE_ROTATION`` degrees, a random amount per image."""
+    count = len(strokes)
+    shifts = (torch.rand(count, 2, generator=generator) * 2 - 1) * JUDGE_SHIFT
+    angles = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(JUDGE_ROTATION)
+    return shift_and_rotate(strokes.bool(), shifts, angles).float()
 
 
 def train_judge(images: Tensor, labels: Tensor, epochs: int, seed: int) -> DigitJudge:
@@ -236,8 +235,7 @@ def train_judge(images: Tensor, labels: Tensor, epochs: int, seed: int) -> Digit
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=steps)
     for _ in range(epochs):
         for batch in torch.randperm(len(strokes), generator=generator).split(128):
-            moved = shifted_and_rotated(strokes[batch], generator)
-            loss = F.cross_entropy(judge(moved), labels[batch])
+            loss = F.cross_entropy(judge(moved(strokes[batch], generator)), labels[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -493,7 +491,7 @@ def main() -> None:
         parser.add_argument(
             f"--{model}-epochs", type=int, help="epochs instead of the config's (trials)"
         )
-    parser.add_argument("--judge-epochs", type=int, default=15)
+    parser.add_argument("--judge-epochs", type=int, default=30)
     parser.add_argument(
         "--curve-every", type=int, default=5, help="epochs between grounding curve points"
     )
