@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import shutil
@@ -27,6 +28,7 @@ from genlab.course.manifest import load_manifest
 from genlab.course.runner import command_line_value, run_course
 from genlab.report import collect_sections, write_report
 from genlab.report.measures import measures_of
+from genlab.report.runs import quick_size_caveat
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +232,59 @@ def test_chromium_renders_the_html(report, tmp_path):
         timeout=60,
     )
     assert screenshot.read_bytes().startswith(b"\x89PNG")
+
+
+def write_validation_curve(folder: Path, values: list[float]) -> None:
+    """A TensorBoard event file holding ``val/nats_per_dim`` at steps 10, 20, ..."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(folder)) as writer:
+        for step, value in enumerate(values, start=1):
+            writer.add_scalar("val/nats_per_dim", value, 10 * step)
+            writer.add_scalar("train/loss", value, 10 * step)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            [1.2, 1.0, 0.95],
+            "quick size, not converged: val/nats_per_dim still fell 5.0% at its "
+            "last validation (1.0000 to 0.9500)",
+        ),
+        (
+            [1.0, 0.995],
+            "quick size, not the course's: val/nats_per_dim changed -0.5% at its last validation",
+        ),
+        (
+            [1.0, 1.02],
+            "quick size, not the course's: val/nats_per_dim changed +2.0% at its last validation",
+        ),
+        (
+            [1.0],
+            "quick size, not the course's: one validation of val/nats_per_dim only, "
+            "convergence unknown",
+        ),
+        ([], "quick size, not the course's: no validation curve to judge convergence by"),
+    ],
+)
+def test_a_quick_run_says_whether_it_was_still_improving(tmp_path, values, expected):
+    write_validation_curve(tmp_path, values)
+    assert quick_size_caveat(tmp_path) == expected
+
+
+def test_a_quick_course_says_so_beside_each_run(finished, tmp_path):
+    course = tmp_path / "course"
+    shutil.copytree(finished / "course", course)
+    status = json.loads((course / "course.json").read_text())
+    (course / "course.json").write_text(json.dumps({**status, "quick": True}))
+    (q1, q2, q3, q4) = [section.runs[0] for section in collect_sections([course])]
+    assert q1.caveats == [quick_size_caveat(course / "q1/shapes")]
+    assert q1.caveats[0].startswith("quick size")
+    assert q4.caveats == [] and not q4.ran
+    full = collect_sections([finished / "course"])[0].runs[0]
+    assert full.caveats == [] and full.status == q1.status == "tested"
+    out = write_report([course], tmp_path / "report")
+    assert html.escape(q1.caveats[0]) in out["html"].read_text()
+    assert q1.caveats[0] in out["md"].read_text()
+    assert ", quick size)" in summary_by_question(out["html"])["q1 shapes"]["epochs"]

@@ -83,7 +83,7 @@ def section_html(section: Section) -> str:
 
 def run_html(run: RunRecord) -> str:
     parts = [f"<h3>{escape(run_heading(run))}</h3>"]
-    parts += [f'<p class="note">{escape(note)}</p>' for note in run.notes]
+    parts += [f'<p class="note">{escape(note)}</p>' for note in [*run.notes, *run.caveats]]
     if run.measures:
         items = "".join(f"<li>{escape(line)}</li>" for line in measure_lines(run))
         parts.append(f"<ul>{items}</ul>")

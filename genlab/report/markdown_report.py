@@ -59,7 +59,7 @@ def summary_table(sections: list[Section]) -> list[str]:
 
 def run_lines(run: RunRecord, figures: Path, prefix: str) -> list[str]:
     lines = ["", f"### {run_heading(run)}", ""]
-    lines += [f"**{note}**  " for note in run.notes]
+    lines += [f"**{note}**  " for note in [*run.notes, *run.caveats]]
     lines += [f"- {line}" for line in measure_lines(run)]
     lines += ["", *(f"{line}  " for line in fact_lines(run))]
     if run.metrics:

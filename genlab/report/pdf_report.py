@@ -114,7 +114,7 @@ def section_lines(section: Section) -> list[tuple[str, str]]:
     lines = [(line, "normal") for line in textwrap.wrap(section.description, WRAP)]
     for run in section.runs:
         lines.append((run_heading(run), "bold"))
-        texts = [*run.notes, *measure_lines(run), *fact_lines(run)]
+        texts = [*run.notes, *run.caveats, *measure_lines(run), *fact_lines(run)]
         texts += [metrics_line(run)] if run.metrics else []
         texts += [missing_line(p, run) for p in run.pictures if p.path is None]
         lines += [(wrapped, "normal") for text in texts for wrapped in textwrap.wrap(text, WRAP)]

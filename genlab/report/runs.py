@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.util import tensor_util
 
 from genlab.checkpoints import read_checkpoint
 from genlab.course.figures import FIGURE_KINDS, caption_of
@@ -23,6 +24,8 @@ from genlab.report.measures import Measure, measures_of
 
 LONGEST_TEXT = 2000  # characters of a text figure shown (the last samples drawn)
 TEXT_BLOCK_HEADER = "===== step"  # how TextSamples heads each block of samples.txt
+CURVE_TAGS = ("val/nats_per_dim", "val/recon_nats_per_dim")  # judged for convergence
+STILL_FALLING = 0.01  # a last validation this much (relative) below the one before
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class RunRecord:
     training_seconds: float | None
     pictures: list[Picture]
     notes: list[str] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)
 
     @property
     def ran(self) -> bool:
@@ -211,6 +215,43 @@ def training_seconds(folder: Path) -> float | None:
         if times and tags & {"train", "val"}:
             total = (total or 0.0) + max(times) - min(times)
     return total
+
+
+def validation_curve(folder: Path) -> tuple[str, list[float]] | None:
+    """The run's validation figure (the first of ``CURVE_TAGS`` it logged) and its
+    values in order of step, from TensorBoard (a resumed step keeps its last value)."""
+    curves: dict[str, dict[int, float]] = {}
+    for events in sorted(folder.glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(events)).Load():
+            for value in event.summary.value:
+                if value.tag in CURVE_TAGS:
+                    figure = value.simple_value if value.HasField("simple_value") else None
+                    if figure is None:
+                        figure = float(tensor_util.make_ndarray(value.tensor))
+                    curves.setdefault(value.tag, {})[event.step] = figure
+    tag = next((tag for tag in CURVE_TAGS if tag in curves), None)
+    if tag is None:
+        return None
+    return tag, [curves[tag][step] for step in sorted(curves[tag])]
+
+
+def quick_size_caveat(folder: Path) -> str:
+    """What a run trained at a course's quick size says beside its figures: whether its
+    validation figure was still falling when it stopped."""
+    curve = validation_curve(folder)
+    if curve is None:
+        return "quick size, not the course's: no validation curve to judge convergence by"
+    tag, values = curve
+    if len(values) < 2:
+        return f"quick size, not the course's: one validation of {tag} only, convergence unknown"
+    before, last = values[-2:]
+    change = (before - last) / abs(before) if before else 0.0
+    if change > STILL_FALLING:
+        return (
+            f"quick size, not converged: {tag} still fell {change:.1%} at its last "
+            f"validation ({before:.4f} to {last:.4f})"
+        )
+    return f"quick size, not the course's: {tag} changed {-change:+.1%} at its last validation"
 
 
 def pictures_of(folder: Path, figures: tuple[str, ...] | None) -> list[Picture]:

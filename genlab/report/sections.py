@@ -2,8 +2,10 @@
 
 A folder that ``genlab course`` ran (it holds ``course.yaml``, the manifest copy, and
 ``course.json``, what became of each run) gives one section per question of the
-manifest, in its order, with the figures the manifest asks for. Any other folder is
-searched for run folders, one section each, showing every picture they hold.
+manifest, in its order, with the figures the manifest asks for; runs of a course run
+at its quick size say so, and whether they were still improving when they stopped. Any
+other folder is searched for run folders, one section each, showing every picture they
+hold.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from genlab.course.manifest import load_manifest
 from genlab.course.runner import FAILED, MANIFEST_COPY, STATUS_FILE
-from genlab.report.runs import RunRecord, is_run_folder, read_run
+from genlab.report.runs import RunRecord, is_run_folder, quick_size_caveat, read_run
 
 
 @dataclass
@@ -78,7 +80,8 @@ def course_sections(root: Path) -> list[Section]:
     """One section per question of the course run in ``root``, each run read from
     ``root/<question>/<run>`` and failures taken from ``course.json``."""
     manifest = load_manifest(root / MANIFEST_COPY)
-    runs = json.loads((root / STATUS_FILE).read_text(encoding="utf-8")).get("runs", {})
+    status_file = json.loads((root / STATUS_FILE).read_text(encoding="utf-8"))
+    runs, quick = status_file.get("runs", {}), bool(status_file.get("quick"))
     sections = []
     for question in manifest.questions:
         records = []
@@ -90,6 +93,8 @@ def course_sections(root: Path) -> list[Section]:
             status = runs.get(key, {})
             if status.get("state") == FAILED:
                 record.notes.insert(0, f"failed at {status['stage']}: {status['error']}")
+            if quick and record.ran:
+                record.caveats.append(quick_size_caveat(record.folder))
             records.append(record)
         sections.append(
             Section(manifest.title, question.id, question.title, question.description, records)

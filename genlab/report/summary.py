@@ -26,7 +26,8 @@ SUMMARY_COLUMNS = (
 SUMMARY_NOTE = (
     "nats and bits: each run's headline test figure (its section lists them all); "
     "parameters: every tensor of the checkpoint's state_dict; epochs: completed epochs "
-    "(and optimiser steps) in last.ckpt; training time: wall time of the fit's "
+    "(and optimiser steps) in last.ckpt, and whether it is a course's quick size, "
+    "not its own; training time: wall time of the fit's "
     "TensorBoard events, summed over resumed sessions."
 )
 
@@ -43,7 +44,8 @@ def epochs_text(run: RunRecord) -> str:
     """``3 (120 steps)``, or ``?`` when no checkpoint says."""
     if run.epochs is None:
         return "?"
-    return f"{run.epochs} ({count(run.steps)} steps)"
+    quick = ", quick size" if run.caveats else ""
+    return f"{run.epochs} ({count(run.steps)} steps{quick})"
 
 
 def time_text(run: RunRecord) -> str:
