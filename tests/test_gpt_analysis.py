@@ -23,7 +23,7 @@ from genlab.analysis import (
     sentence_log_prob,
     token_labels,
 )
-from genlab.callbacks import AttentionMaps
+from genlab.callbacks import AttentionMaps, EmbeddingInversion, SentenceLogProbs
 from genlab.datamodules.text import TextDataModule
 from genlab.lightning_modules.char_gpt import CharGPT
 
@@ -212,3 +212,49 @@ def test_inversion_needs_the_soft_prompt_and_target_to_fit_in_the_context():
         invert_embeddings(model, "hello world", num_embeddings=5, include_eos=True)
     with pytest.raises(ValueError, match="context length 16"):
         invert_embeddings(model, "hello world", num_embeddings=6)
+
+
+def test_text_analysis_callbacks_write_scores_and_an_inversion_after_fit(tmp_path):
+    text_file = tmp_path / "text.txt"
+    text_file.write_text("hello world\n" * 20, encoding="utf-8")
+    data = TextDataModule(path=str(text_file), context_length=16, batch_size=4)
+    model = tiny_gpt(vocabulary=data.vocabulary)
+    sentences = ["hello", "olleh", "hello world"]
+    trainer = L.Trainer(
+        max_steps=3,
+        limit_val_batches=1,
+        logger=TensorBoardLogger(tmp_path),
+        callbacks=[
+            SentenceLogProbs(sentences),
+            EmbeddingInversion(target="hello", iterations=4, log_every=2),
+        ],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    trainer.fit(model, datamodule=data)
+    folder = tmp_path / "lightning_logs" / "version_0"
+    header, *rows = (folder / "sentence_log_probs.txt").read_text().splitlines()
+    assert header.split()[-1] == "sentence"
+    expected = sorted((sentence_log_prob(model, s) for s in sentences), key=lambda s: -s.log_prob)
+    assert [row.split(maxsplit=3)[3] for row in rows] == [repr(s.text) for s in expected]
+    for row, score in zip(rows, expected, strict=True):
+        nats = -score.log_prob / len(score.text)
+        assert row.split()[:3] == [
+            f"{score.log_prob:.2f}",
+            f"{nats:.4f}",
+            f"{nats / math.log(2):.4f}",
+        ]
+    inversion = (folder / "embedding_inversion.txt").read_text().splitlines()
+    assert inversion[0] == "target 'hello'"
+    assert [int(line.split()[0]) for line in inversion[2:]] == [0, 2, 4]
+
+
+def test_text_analysis_callbacks_reject_text_outside_the_vocabulary():
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        SentenceLogProbs(["xyz"]).on_fit_start(None, tiny_gpt())
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        EmbeddingInversion(target="xyz").on_fit_start(None, tiny_gpt())
+    with pytest.raises(ValueError, match="at least one sentence"):
+        SentenceLogProbs([])

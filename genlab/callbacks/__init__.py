@@ -24,6 +24,7 @@ from genlab.callbacks.sample_grid import SampleGrid
 from genlab.callbacks.sample_writer import SampleWriter
 from genlab.callbacks.sampling_speed import SamplingSpeed
 from genlab.callbacks.schedules import ScheduleCurves
+from genlab.callbacks.text_analyses import EmbeddingInversion, SentenceLogProbs
 from genlab.callbacks.text_samples import TextSamples
 from genlab.callbacks.training_curves import TrainingCurves
 
@@ -34,6 +35,7 @@ __all__ = [
     "CompileNetworks",
     "Distribution1D",
     "Distribution2D",
+    "EmbeddingInversion",
     "ForwardTrajectory",
     "LogProbPoints",
     "LossCurves",
@@ -49,6 +51,7 @@ __all__ = [
     "SamplesBySteps",
     "SampleWriter",
     "SamplingSpeed",
+    "SentenceLogProbs",
     "ScheduleCurves",
     "Steering",
     "TextSamples",

@@ -50,6 +50,12 @@ FIGURE_KINDS: dict[str, FigureKind] = {
     "attention": FigureKind(
         "Attention maps of a prompt", ("attention_heatmaps.png", "attention_text.png")
     ),
+    "sentence_log_probs": FigureKind(
+        "Log-probabilities of sentences, likeliest first", ("sentence_log_probs.txt",)
+    ),
+    "embedding_inversion": FigureKind(
+        "A soft prompt fitted to make the model say a target", ("embedding_inversion.txt",)
+    ),
     "schedules": FigureKind("Noise schedules", ("schedules.png",)),
     "forward_trajectory": FigureKind("Forward (noising) trajectory", ("forward_trajectory.png",)),
     "reverse_trajectories": FigureKind(
