@@ -166,7 +166,11 @@ def write_family_data(folder: Path) -> None:
             contents[split] = rng.integers(0, 256, (count, size, size, 1), dtype=np.uint8)
             contents[f"{split}_labels"] = rng.integers(0, 10, count)
         np.savez(folder / name, **contents)
-    line = "ROMEO:\nBut soft, what light through yonder window breaks? "
+    # every character of the config's attention prompt and text analyses
+    line = (
+        "ROMEO:\nBut soft, what light through yonder window breaks? "
+        "To be, or not to be, that is the question. "
+    )
     (folder / "play.txt").write_text("".join(f"{line}{i}\n" for i in range(60)))
 
 

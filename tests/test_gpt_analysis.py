@@ -258,3 +258,7 @@ def test_text_analysis_callbacks_reject_text_outside_the_vocabulary():
         EmbeddingInversion(target="xyz").on_fit_start(None, tiny_gpt())
     with pytest.raises(ValueError, match="at least one sentence"):
         SentenceLogProbs([])
+    with pytest.raises(ValueError, match="holds 15 after <bos>"):
+        SentenceLogProbs(["ab " * 6]).on_fit_start(None, tiny_gpt())
+    with pytest.raises(ValueError, match="context"):
+        EmbeddingInversion(target="ab " * 5, num_embeddings=4).on_fit_start(None, tiny_gpt())

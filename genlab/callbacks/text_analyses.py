@@ -7,6 +7,7 @@ from __future__ import annotations
 import lightning as L
 
 from genlab.analysis import format_inversion, invert_embeddings, sentence_log_prob
+from genlab.analysis.inversion import check_fits
 from genlab.callbacks.io import run_dir
 
 DEFAULT_SENTENCES = (
@@ -33,8 +34,15 @@ class SentenceLogProbs(L.Callback):
         self.sentences = list(sentences)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Check the sentences before training, not after it."""
+        context = pl_module.gpt.config.context_length
         for sentence in self.sentences:
             pl_module.encode(sentence)
+            if len(sentence) + 1 > context:
+                raise ValueError(
+                    f"SentenceLogProbs: {sentence!r} has {len(sentence)} characters, but the "
+                    f"context holds {context - 1} after <bos>; shorten it"
+                )
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run or not trainer.is_global_zero:
@@ -79,7 +87,12 @@ class EmbeddingInversion(L.Callback):
         self.seed = seed
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.encode(self.target)
+        """Check the target before training, not after it."""
+        check_fits(
+            self.num_embeddings,
+            len(pl_module.encode(self.target)),
+            pl_module.gpt.config.context_length,
+        )
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run or not trainer.is_global_zero:
