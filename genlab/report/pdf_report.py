@@ -36,7 +36,10 @@ ROWS_PER_PAGE = 18  # summary table rows
 COLUMNS = 3  # pictures side by side
 LINE_HEIGHT = 0.021  # of the page, for 8-point text
 WRAP = 160  # characters per line of text
-TABLE_FONT_SIZES = (7, 6.5, 6, 5.5, 5)  # tried in turn until the summary fits the width
+TABLE_FONT_SIZES = (9, 8, 7, 6.5, 6, 5.5, 5)  # tried in turn until the summary fits the width
+FILLED_WIDTH = 0.9  # of the table's axes: what text measured on screen may fill on paper
+# the page's summary leaves out the run folder, which each question's page gives in full
+TABLE_COLUMNS = tuple(column for column in SUMMARY_COLUMNS if column != "run folder")
 LONGEST_PATH = 34  # characters of a path in the summary table; longer ones keep their end
 MARGIN = 0.04
 SLOT_TEXT = (70, 45)  # characters per line and lines of a text figure in its slot
@@ -64,10 +67,11 @@ def shortened(text: str) -> str:
 
 
 def table_cells(row: list[str]) -> list[str]:
-    """A summary row for the page, its paths (run folder, config) shortened."""
+    """A summary row for the page (``TABLE_COLUMNS``), its config path shortened."""
+    cells = dict(zip(SUMMARY_COLUMNS, row, strict=True))
     return [
-        shortened(value) if column in ("run folder", "config") else value
-        for column, value in zip(SUMMARY_COLUMNS, row, strict=True)
+        shortened(cells[column]) if column == "config" else cells[column]
+        for column in TABLE_COLUMNS
     ]
 
 
@@ -95,15 +99,15 @@ def summary_pages(sections: list[Section], title: str) -> Iterator[Figure]:
 def draw_table(figure: Figure, axes: plt.Axes, rows: list[list[str]]) -> None:
     """The summary table at the largest font size whose measured columns fit the page
     (the smallest size when none does)."""
-    columns = list(range(len(SUMMARY_COLUMNS)))
+    columns = list(range(len(TABLE_COLUMNS)))
     for fontsize in TABLE_FONT_SIZES:
-        table = axes.table(cellText=rows, colLabels=SUMMARY_COLUMNS, loc="upper left")
+        table = axes.table(cellText=rows, colLabels=TABLE_COLUMNS, loc="upper left")
         table.auto_set_font_size(False)
         table.set_fontsize(fontsize)
         table.auto_set_column_width(columns)
         table.scale(1, 1.4)
         figure.canvas.draw()
-        if sum(table[0, column].get_width() for column in columns) <= 1:
+        if sum(table[0, column].get_width() for column in columns) <= FILLED_WIDTH:
             return
         table.remove()
     axes.add_table(table)
