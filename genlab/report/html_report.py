@@ -27,7 +27,7 @@ body { font-family: sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 
 .wide { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.5em; text-align: left; }
-td.number { text-align: right; font-family: monospace; }
+td.number { text-align: right; font-family: monospace; font-size: 1.15em; white-space: nowrap; }
 figure { display: inline-block; max-width: 48%; margin: 0.5em 1em 1em 0;
          vertical-align: top; }
 img { max-width: 100%; max-height: 480px; image-rendering: pixelated; }

@@ -42,7 +42,8 @@ FILLED_WIDTH = 0.9  # of the table's axes: what text measured on screen may fill
 TABLE_COLUMNS = tuple(column for column in SUMMARY_COLUMNS if column != "run folder")
 LONGEST_PATH = 34  # characters of a path in the summary table; longer ones keep their end
 MARGIN = 0.04
-SLOT_TEXT = (70, 45)  # characters per line and lines of a text figure in its slot
+SLOT_TEXT_WIDTH = 70  # characters per line of a text figure in its slot
+TEXT_POINTS = 5  # font size of a text figure; its lines are 1.25 times as tall
 
 
 def write_pdf(sections: list[Section], title: str, path: Path) -> None:
@@ -170,13 +171,16 @@ def draw_pictures(
         title = "\n".join(textwrap.wrap(f"{run.name}: {picture.caption}", 60)[:2])
         axes.set_title(title, fontsize=7)
         if picture.text is not None:
-            axes.text(0, 1, text_for_slot(picture.text), family="monospace", fontsize=5, va="top")
+            lines = int((height - 0.05) * PAGE[1] * 72 / (1.25 * TEXT_POINTS))
+            text = text_for_slot(picture.text, lines)
+            axes.text(0, 1, text, family="monospace", fontsize=TEXT_POINTS, va="top")
         else:
             axes.imshow(mpimg.imread(picture.path), interpolation="nearest")
 
 
-def text_for_slot(text: str) -> str:
-    """A text figure wrapped and cut to fit one picture slot."""
-    width, height = SLOT_TEXT
-    lines = [part for line in text.splitlines() for part in textwrap.wrap(line, width) or [""]]
+def text_for_slot(text: str, height: int) -> str:
+    """A text figure wrapped and cut to ``height`` lines, what one picture slot holds."""
+    lines = [
+        part for line in text.splitlines() for part in textwrap.wrap(line, SLOT_TEXT_WIDTH) or [""]
+    ]
     return "\n".join(lines[:height] + (["[...]"] if len(lines) > height else []))

@@ -251,6 +251,8 @@ def quick_size_caveat(folder: Path) -> str:
             f"quick size, not converged: {tag} still fell {change:.1%} at its last "
             f"validation ({before:.4f} to {last:.4f})"
         )
+    if abs(change) < 0.0005:
+        return f"quick size, not the course's: {tag} changed less than 0.1% at its last validation"
     return f"quick size, not the course's: {tag} changed {-change:+.1%} at its last validation"
 
 

@@ -109,7 +109,7 @@ def fact_lines(run: RunRecord) -> list[str]:
     where = f"run folder: {run.folder}; config: {run.config}"
     if not run.ran:
         return [where]
-    epochs = "epochs unknown" if run.epochs is None else f"{run.epochs} epochs"
+    epochs = "epochs unknown" if run.epochs is None else f"{run.epochs} epoch{plural(run.epochs)}"
     return [
         f"{count(run.parameters)} parameters; {epochs} ({count(run.steps)} steps); "
         f"trained for {time_text(run)}",
@@ -132,3 +132,7 @@ def missing_line(picture: Picture, run: RunRecord) -> str:
 def file_slug(text: str) -> str:
     """``2a shapes`` as ``2a_shapes``: a safe part of a file name."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "run"
+
+
+def plural(number: int) -> str:
+    return "" if number == 1 else "s"
