@@ -122,24 +122,30 @@ def test_attention_pictures_have_a_panel_per_head_and_a_letter_per_position():
     plt.close("all")
 
 
-def test_attention_maps_callback_writes_both_pictures(tmp_path):
+def fit_on_hello_world(tmp_path, callbacks: list[L.Callback], **trainer_options) -> L.Trainer:
+    """A tiny CharGPT fitted on a few lines of "hello world" with ``callbacks``, logging
+    into ``tmp_path/lightning_logs/version_0``."""
     text_file = tmp_path / "text.txt"
     text_file.write_text("hello world\n" * 20, encoding="utf-8")
     data = TextDataModule(path=str(text_file), context_length=16, batch_size=4)
     model = tiny_gpt(vocabulary=data.vocabulary)
-    callback = AttentionMaps(prompt="hello world", query_position=-1, every_n_validations=1)
     trainer = L.Trainer(
-        max_steps=2,
-        val_check_interval=1,
         limit_val_batches=1,
         logger=TensorBoardLogger(tmp_path),
-        callbacks=[callback],
+        callbacks=callbacks,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         accelerator="cpu",
+        **trainer_options,
     )
     trainer.fit(model, datamodule=data)
+    return trainer
+
+
+def test_attention_maps_callback_writes_both_pictures(tmp_path):
+    callback = AttentionMaps(prompt="hello world", query_position=-1, every_n_validations=1)
+    trainer = fit_on_hello_world(tmp_path, [callback], max_steps=2, val_check_interval=1)
     folder = tmp_path / "lightning_logs" / "version_0"
     assert trainer.log_dir == str(folder)
     assert callback.validations == 2
@@ -215,25 +221,12 @@ def test_inversion_needs_the_soft_prompt_and_target_to_fit_in_the_context():
 
 
 def test_text_analysis_callbacks_write_scores_and_an_inversion_after_fit(tmp_path):
-    text_file = tmp_path / "text.txt"
-    text_file.write_text("hello world\n" * 20, encoding="utf-8")
-    data = TextDataModule(path=str(text_file), context_length=16, batch_size=4)
-    model = tiny_gpt(vocabulary=data.vocabulary)
     sentences = ["hello", "olleh", "hello world"]
-    trainer = L.Trainer(
-        max_steps=3,
-        limit_val_batches=1,
-        logger=TensorBoardLogger(tmp_path),
-        callbacks=[
-            SentenceLogProbs(sentences),
-            EmbeddingInversion(target="hello", iterations=4, log_every=2),
-        ],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
-    trainer.fit(model, datamodule=data)
+    callbacks = [
+        SentenceLogProbs(sentences),
+        EmbeddingInversion(target="hello", iterations=4, log_every=2),
+    ]
+    model = fit_on_hello_world(tmp_path, callbacks, max_steps=3).lightning_module
     folder = tmp_path / "lightning_logs" / "version_0"
     header, *rows = (folder / "sentence_log_probs.txt").read_text().splitlines()
     assert header.split()[-1] == "sentence"
