@@ -93,12 +93,10 @@ def test_each_cached_step_draws_from_the_full_pass_logits_and_both_paths_agree(
     assert torch.equal(prior.vqvae.decode(tokens), cached)
 
 
-def test_the_config_fits_and_reloads_into_a_sampler_without_the_vqvae_file(
-    vqvae_run, tmp_path, monkeypatch
-):
-    digits, ckpt = vqvae_run
-    monkeypatch.chdir(tmp_path)
-    fit = run_cli(
+def fit_tiny_prior(digits: Path, ckpt: Path):
+    """``genlab fit`` of the colored-MNIST prior config, shrunk to ``TINY_PRIOR``, for one
+    epoch over the VQ-VAE checkpoint ``ckpt`` and the array file ``digits``."""
+    return run_cli(
         [
             "fit",
             f"--config={REPO}/configs/vq_prior/colored_mnist.yaml",
@@ -111,6 +109,29 @@ def test_the_config_fits_and_reloads_into_a_sampler_without_the_vqvae_file(
             "--trainer.callbacks=[]",
         ]
     )
+
+
+def reloaded_without_the_vqvae_file(fit, ckpt: Path) -> VQPrior:
+    """The fit's ``last.ckpt`` loaded (in eval mode) while the VQ-VAE checkpoint is moved
+    away, after checking that every weight came back unchanged."""
+    moved = ckpt.with_name("moved.ckpt")
+    ckpt.rename(moved)
+    try:
+        last = Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt"
+        restored = VQPrior.load_from_checkpoint(last).eval()
+    finally:
+        moved.rename(ckpt)
+    for name, value in fit.model.state_dict().items():
+        assert torch.equal(restored.state_dict()[name], value), name
+    return restored
+
+
+def test_the_config_fits_and_reloads_into_a_sampler_without_the_vqvae_file(
+    vqvae_run, tmp_path, monkeypatch
+):
+    digits, ckpt = vqvae_run
+    monkeypatch.chdir(tmp_path)
+    fit = fit_tiny_prior(digits, ckpt)
     run = Path(fit.trainer.log_dir)
     assert run.parts[:3] == ("runs", "vq_prior", "colored_mnist")
     metrics = fit.trainer.callback_metrics
@@ -124,14 +145,7 @@ def test_the_config_fits_and_reloads_into_a_sampler_without_the_vqvae_file(
     monkeypatch.setattr(fit.model.vqvae, "encode", None)  # batches are looked up, not encoded
     assert torch.equal(fit.model.tokens_of(images), expected)
 
-    moved = ckpt.with_name("moved.ckpt")
-    ckpt.rename(moved)
-    try:
-        restored = VQPrior.load_from_checkpoint(run / "checkpoints" / "last.ckpt").eval()
-    finally:
-        moved.rename(ckpt)
-    for name, value in fit.model.state_dict().items():
-        assert torch.equal(restored.state_dict()[name], value), name
+    restored = reloaded_without_the_vqvae_file(fit, ckpt)
     samples = restored.sample(3, generator=torch.Generator().manual_seed(0))
     assert samples.shape == (3, 3, 28, 28) and samples.dtype == torch.long
     assert samples.min() >= 0 and samples.max() <= 3
@@ -220,32 +234,12 @@ def test_a_global_colour_prior_fits_and_reloads_without_the_vqvae_file(
 ):
     digits, ckpt = global_vqvae_run
     monkeypatch.chdir(tmp_path)
-    fit = run_cli(
-        [
-            "fit",
-            f"--config={REPO}/configs/vq_prior/colored_mnist.yaml",
-            f"--model.init_args.vqvae_checkpoint={ckpt}",
-            f"--data.init_args.path={digits}",
-            "--data.init_args.batch_size=8",
-            *[f"--model.init_args.{name}={value}" for name, value in TINY_PRIOR.items()],
-            "--trainer.accelerator=cpu",
-            "--trainer.max_epochs=1",
-            "--trainer.callbacks=[]",
-        ]
-    )
+    fit = fit_tiny_prior(digits, ckpt)
     metrics = fit.trainer.callback_metrics
     per_token, per_dim = metrics["val/nats_per_token"], metrics["val/nats_per_dim"]
     assert per_token.item() == pytest.approx(3 * 28 * 28 / 51 * per_dim.item(), rel=1e-5)
-    moved = ckpt.with_name("moved.ckpt")
-    ckpt.rename(moved)
-    try:
-        last = Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt"
-        restored = VQPrior.load_from_checkpoint(last).eval()
-    finally:
-        moved.rename(ckpt)
+    restored = reloaded_without_the_vqvae_file(fit, ckpt)
     assert restored.vqvae.global_colors and not restored.vqvae.training
-    for name, value in fit.model.state_dict().items():
-        assert torch.equal(restored.state_dict()[name], value), name
     samples = restored.sample(3, generator=torch.Generator().manual_seed(0))
     assert samples.shape == (3, 3, 28, 28) and samples.dtype == torch.long
     for image in samples:  # every sample is a stroke of one colour on another
