@@ -28,7 +28,7 @@ from genlab.course.manifest import load_manifest
 from genlab.course.runner import command_line_value, run_course
 from genlab.report import collect_sections, write_report
 from genlab.report.measures import measures_of
-from genlab.report.runs import quick_size_caveat
+from genlab.report.runs import fit_events, quick_size_caveat
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +270,7 @@ def write_validation_curve(folder: Path, values: list[float]) -> None:
 )
 def test_a_quick_run_says_whether_it_was_still_improving(tmp_path, values, expected):
     write_validation_curve(tmp_path, values)
-    assert quick_size_caveat(tmp_path) == expected
+    assert quick_size_caveat(fit_events(tmp_path).validation) == expected
 
 
 def test_a_quick_course_says_so_beside_each_run(finished, tmp_path):
@@ -279,7 +279,7 @@ def test_a_quick_course_says_so_beside_each_run(finished, tmp_path):
     status = json.loads((course / "course.json").read_text())
     (course / "course.json").write_text(json.dumps({**status, "quick": True}))
     (q1, q2, q3, q4) = [section.runs[0] for section in collect_sections([course])]
-    assert q1.caveats == [quick_size_caveat(course / "q1/shapes")]
+    assert q1.caveats == [quick_size_caveat(fit_events(course / "q1/shapes").validation)]
     assert q1.caveats[0].startswith("quick size")
     assert q4.caveats == [] and not q4.ran
     full = collect_sections([finished / "course"])[0].runs[0]

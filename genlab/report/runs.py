@@ -56,11 +56,18 @@ class RunRecord:
     training_seconds: float | None
     pictures: list[Picture]
     notes: list[str] = field(default_factory=list)
-    caveats: list[str] = field(default_factory=list)
+    validation: tuple[str, list[float]] | None = None
+    quick_size: bool = False
 
     @property
     def ran(self) -> bool:
         return self.folder.is_dir()
+
+    @property
+    def caveats(self) -> list[str]:
+        """What the write-up says beside the figures of a run trained at a course's quick
+        size (nothing for other runs)."""
+        return [quick_size_caveat(self.validation)] if self.quick_size and self.ran else []
 
     @property
     def status(self) -> str:
@@ -95,6 +102,7 @@ def read_run(
     metrics = (tested or {}).get("metrics", {})
     model = short_class(fit.get("model"))
     parameters, epochs, steps = checkpoint_facts(folder, notes)
+    events = fit_events(folder)
     return RunRecord(
         name=name,
         folder=folder,
@@ -106,9 +114,10 @@ def read_run(
         parameters=parameters,
         epochs=epochs,
         steps=steps,
-        training_seconds=training_seconds(folder),
+        training_seconds=events.training_seconds,
         pictures=pictures_of(folder, figures),
         notes=notes,
+        validation=events.validation,
     )
 
 
@@ -202,43 +211,49 @@ def checkpoint_facts(folder: Path, notes: list[str]) -> tuple[int | None, int | 
     return parameters, epochs, checkpoint.get("global_step")
 
 
-def training_seconds(folder: Path) -> float | None:
-    """Wall time of training, from TensorBoard: for each event file a fit wrote (one
-    per session, so a resumed fit counts each part), the time from its first event to
-    its last. Files without ``train/`` or ``val/`` figures (test, predict) are left out."""
+@dataclass(frozen=True)
+class FitEvents:
+    """What a run's TensorBoard events say of its fits: the wall time of training (None
+    without fit events), and its validation figure (the first of ``CURVE_TAGS`` it
+    logged) with the values in order of step (None when it logged none)."""
+
+    training_seconds: float | None
+    validation: tuple[str, list[float]] | None
+
+
+def fit_events(folder: Path) -> FitEvents:
+    """Read every event file of ``folder`` once. Training time sums, over the files a
+    fit wrote (one per session, so a resumed fit counts each part), the time from the
+    first event to the last; files without ``train/`` or ``val/`` figures (test,
+    predict) are left out. A validation step logged twice (a resume) keeps its last
+    value."""
     total = None
-    for events in sorted(folder.glob("events.out.tfevents.*")):
-        times, tags = [], set()
-        for event in EventFileLoader(str(events)).Load():
-            times.append(event.wall_time)
-            tags.update(value.tag.split("/")[0] for value in event.summary.value)
-        if times and tags & {"train", "val"}:
-            total = (total or 0.0) + max(times) - min(times)
-    return total
-
-
-def validation_curve(folder: Path) -> tuple[str, list[float]] | None:
-    """The run's validation figure (the first of ``CURVE_TAGS`` it logged) and its
-    values in order of step, from TensorBoard (a resumed step keeps its last value)."""
     curves: dict[str, dict[int, float]] = {}
     for events in sorted(folder.glob("events.out.tfevents.*")):
+        times, stages = [], set()
         for event in EventFileLoader(str(events)).Load():
+            times.append(event.wall_time)
             for value in event.summary.value:
+                stages.add(value.tag.split("/")[0])
                 if value.tag in CURVE_TAGS:
-                    figure = value.simple_value if value.HasField("simple_value") else None
-                    if figure is None:
-                        figure = float(tensor_util.make_ndarray(value.tensor))
-                    curves.setdefault(value.tag, {})[event.step] = figure
+                    curves.setdefault(value.tag, {})[event.step] = scalar_of(value)
+        if times and stages & {"train", "val"}:
+            total = (total or 0.0) + max(times) - min(times)
     tag = next((tag for tag in CURVE_TAGS if tag in curves), None)
-    if tag is None:
-        return None
-    return tag, [curves[tag][step] for step in sorted(curves[tag])]
+    validation = None if tag is None else (tag, [curves[tag][s] for s in sorted(curves[tag])])
+    return FitEvents(total, validation)
 
 
-def quick_size_caveat(folder: Path) -> str:
+def scalar_of(value: Any) -> float:
+    """A logged scalar, stored as ``simple_value`` or as a one-number tensor."""
+    if value.HasField("simple_value"):
+        return value.simple_value
+    return float(tensor_util.make_ndarray(value.tensor))
+
+
+def quick_size_caveat(curve: tuple[str, list[float]] | None) -> str:
     """What a run trained at a course's quick size says beside its figures: whether its
-    validation figure was still falling when it stopped."""
-    curve = validation_curve(folder)
+    validation ``curve`` (figure name and values) was still falling when it stopped."""
     if curve is None:
         return "quick size, not the course's: no validation curve to judge convergence by"
     tag, values = curve

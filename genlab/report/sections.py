@@ -16,7 +16,7 @@ from pathlib import Path
 
 from genlab.course.manifest import load_manifest
 from genlab.course.runner import FAILED, MANIFEST_COPY, STATUS_FILE
-from genlab.report.runs import RunRecord, is_run_folder, quick_size_caveat, read_run
+from genlab.report.runs import RunRecord, is_run_folder, read_run
 
 
 @dataclass
@@ -93,8 +93,7 @@ def course_sections(root: Path) -> list[Section]:
             status = runs.get(key, {})
             if status.get("state") == FAILED:
                 record.notes.insert(0, f"failed at {status['stage']}: {status['error']}")
-            if quick and record.ran:
-                record.caveats.append(quick_size_caveat(record.folder))
+            record.quick_size = quick
             records.append(record)
         sections.append(
             Section(manifest.title, question.id, question.title, question.description, records)

@@ -44,7 +44,7 @@ def epochs_text(run: RunRecord) -> str:
     """``3 (120 steps)``, or ``?`` when no checkpoint says."""
     if run.epochs is None:
         return "?"
-    quick = ", quick size" if run.caveats else ""
+    quick = ", quick size" if run.quick_size else ""
     return f"{run.epochs} ({count(run.steps)} steps{quick})"
 
 
