@@ -64,37 +64,78 @@ TOY_DATA = {
 
 
 def gated_pixelcnn_rows(record: dict) -> list[str]:
+    """Training of each variant, then the queries and samplers of the query model."""
     rows = []
+    code = record.get("genlab_code", {}).get("commit", "")[:7]
     for variant, result in record["variants"].items():
         epochs = len(result["epochs"])
         plural = "" if epochs == 1 else "s"
         text = f"test {result['final_test_bits_per_dim']:.3f} bits/dim after {epochs} epoch{plural}"
         text += f" (tutorial: {record['tutorial_reference_bits_per_dim']} on 60k after 150)"
-        queries = result["query_seconds"]
-        speed = (
-            f"{result['median_train_images_per_second']:.0f} train images/s; queries "
-            + ", ".join(
-                f"{name[0]} {seconds:.2g} s"
-                for name, seconds in queries.items()
-                if not name.startswith("g_")
-            )
-            + g_query_text(queries)
-            + f" (b, d with {record['query_settings']['mc_samples']} samples, f, g with"
-            f" {record['query_settings']['completions']} images, g per sweep)"
-        )
+        speed = f"{result['median_train_images_per_second']:.1f} train images/s"
+        speed += f", {result['parameters']:,} parameters"
+        speed += training_ratio(record, result)
         name = "Gated PixelCNN" if variant == "gated" else "Gated PixelCNN, plain variant"
+        if code:
+            name += f" (genlab {code})"
         rows.append(row(record, name, "8-bit MNIST, 9k/1k subset", text, speed))
+    if "queries" in record:
+        rows.extend(gated_query_rows(record))
+    return rows
+
+
+def training_ratio(record: dict, result: dict) -> str:
+    """The images/s against the same variant in the ``_before`` file of this benchmark,
+    where there is one."""
+    before_path = ROOT / "benchmarks" / "results" / f"{record['benchmark']}_before.json"
+    if record["benchmark"].endswith("_before") or not before_path.is_file():
+        return ""
+    before = json.loads(before_path.read_text())
+    old = before["variants"].get(result["variant"])
+    if old is None:
+        return ""
+    ratio = result["median_train_images_per_second"] / old["median_train_images_per_second"]
+    return f" (**{ratio:.2f}x** genlab {before['genlab_code']['commit'][:7]}, row above)"
+
+
+def gated_query_rows(record: dict) -> list[str]:
+    queries = record["queries"]
+    seconds = queries["seconds"]
+    data = f"one 8-bit test digit, {queries['model']}"
+    estimates = []
+    for name, summary in queries["estimates"].items():
+        text = (
+            f"{name[0]}: p({summary['likeliest_value']}) = {summary['probability']:.3f}"
+            f" ± {summary['standard_error']:.4f}"
+        )
+        if summary.get("effective_sample_size") is not None:
+            text += f", {summary['effective_sample_size']:.0f} effective samples"
+        estimates.append(text)
+    result = f"{'; '.join(estimates)} ({queries['mc_samples']} samples each)"
+    speed = (
+        ", ".join(
+            f"{name[0]} {seconds[name]:.2g} s" for name in seconds if not name.startswith("g_")
+        )
+        + g_query_text(seconds)
+        + f" (f, g with {queries['completions']} images, g per sweep)"
+    )
+    rows = [row(record, "Gated PixelCNN queries a-g", data, result, speed)]
+    samplers = queries["samplers"]
+    same = "same images" if samplers["same_images"] else "DIFFERENT images"
+    text = (
+        f"batch {samplers['batch']}: {samplers['naive']:.1f} s naive, "
+        f"{samplers['cached']:.2f} s cached, {same}"
+    )
+    speed = f"**{samplers['naive'] / samplers['cached']:.0f}x** speed-up (one run each)"
+    rows.append(row(record, "Gated PixelCNN samplers", data, text, speed))
     return rows
 
 
 def g_query_text(queries: dict) -> str:
-    """Query g per sweep: a Metropolis sweep where measured, and the Gibbs sweep derived
-    from one pixel update (the only figure of earlier runs)."""
-    gibbs = queries.get("g_gibbs_one_sweep_derived", queries.get("g_one_sweep_derived"))
-    metropolis = queries.get("g_top_given_bottom_one_sweep")
-    if metropolis is None:
-        return f", g {gibbs:.2g} s"
-    return f", g {metropolis:.2g} s (Gibbs: {gibbs:.2g} s)"
+    """Query g per sweep: a Metropolis sweep, and the Gibbs sweep derived from one pixel
+    update."""
+    gibbs = queries["g_gibbs_one_sweep_derived"]
+    return f", g {queries['g_top_given_bottom_one_sweep']:.2g} s (Gibbs: {gibbs:.2g} s)"
 
 
 def kv_cache_rows(record: dict) -> list[str]:

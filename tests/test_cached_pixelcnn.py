@@ -99,3 +99,21 @@ def test_under_bf16_autocast_the_cached_sampler_still_draws_in_float32(color_mod
     with torch.autocast("cpu", dtype=torch.bfloat16):
         autocast = model.sample(4, generator=torch.Generator().manual_seed(2))
     assert torch.equal(plain, autocast)
+
+
+@pytest.mark.parametrize("color_mode", ["autoregressive", "made"])
+def test_completion_of_every_pixel_is_sampling_and_of_a_span_keeps_the_rest(color_mode):
+    model = perturbed_pixelcnn((3, 4, 5), 4, color_mode, "plain")
+    images = torch.randint(0, 4, (5, 3, 4, 5), generator=torch.Generator().manual_seed(2))
+    everything = model.complete(images, range(20), generator=torch.Generator().manual_seed(3))
+    sampled = model.sample(5, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(everything, sampled)
+    span, logits = model.complete(
+        images, range(6, 13), generator=torch.Generator().manual_seed(3), return_logits=True
+    )
+    flat, original = span.flatten(2), images.flatten(2)
+    assert torch.equal(flat[..., :6], original[..., :6])
+    assert torch.equal(flat[..., 13:], original[..., 13:])
+    assert not torch.equal(flat[..., 6:13], original[..., 6:13])
+    with torch.no_grad():
+        assert (logits - model.net(span)).abs().max() < 1e-5

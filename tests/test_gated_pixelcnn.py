@@ -13,6 +13,7 @@ from sampling_checks import assert_samples_follow_the_model
 from genlab.analysis import input_gradient, receptive_field
 from genlab.lightning_modules import GatedPixelCNN
 from genlab.nn.cached_gated_pixelcnn import sample_cached_gated
+from genlab.nn.distributions import sample_categorical
 from genlab.nn.gated_pixelcnn import StackConv2d, middle_dilations, stack_mask
 
 
@@ -192,6 +193,53 @@ def test_cached_and_naive_sampling_draw_the_same_images(image_shape, variant, di
         for cached in (True, False)
     ]
     assert torch.equal(draws[0], draws[1])
+
+
+def completed_pixel_by_pixel(model, images, drawn, generator):
+    """Completion by the definition: a full forward pass for every drawn pixel."""
+    images = images.clone()
+    width = images.shape[-1]
+    for index in drawn:
+        row, col = divmod(index, width)
+        with torch.no_grad():
+            logits = model(images)[:, :, :, row, col]
+        images[:, :, row, col] = sample_categorical(logits, generator)
+    return images
+
+
+@pytest.mark.parametrize("image_shape,variant,dilations", CACHED_CASES[1:4])
+def test_completion_draws_only_its_positions_as_forward_passes_would(
+    image_shape, variant, dilations
+):
+    model = tiny_gated(image_shape, variant=variant, num_layers=4, dilations=dilations)
+    images = torch.randint(0, 4, (6, *image_shape), generator=torch.Generator().manual_seed(3))
+    drawn = range(5, 12)
+    completed = model.complete(images, drawn, generator=torch.Generator().manual_seed(4))
+    naive = completed_pixel_by_pixel(model, images, drawn, torch.Generator().manual_seed(4))
+    assert torch.equal(completed, naive)
+    untouched = torch.ones(image_shape[1:], dtype=torch.bool).flatten()
+    untouched[5:12] = False
+    assert torch.equal(completed.flatten(2)[:, :, untouched], images.flatten(2)[:, :, untouched])
+    assert not torch.equal(completed, images)
+    again, logits = model.complete(
+        images, drawn, generator=torch.Generator().manual_seed(4), return_logits=True, stop=15
+    )
+    assert torch.equal(again, completed)
+    with torch.no_grad():
+        full = model(completed).flatten(3)
+    torch.testing.assert_close(logits.flatten(3)[..., :15], full[..., :15], rtol=0, atol=1e-5)
+    assert (logits.flatten(3)[..., 15:] == 0).all()
+
+
+def test_completion_ranges_outside_the_image_are_named():
+    model = tiny_gated((1, 3, 3))
+    images = torch.zeros(2, 1, 3, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="drawn must be a range"):
+        model.complete(images, range(4, 12))
+    with pytest.raises(ValueError, match="stop must lie"):
+        model.complete(images, range(2, 6), return_logits=True, stop=5)
+    with pytest.raises(ValueError, match=r"values in 0\.\.3"):
+        model.complete(images + 4, range(0, 2))
 
 
 def test_the_non_causal_ablation_samples_alike_from_both_samplers():

@@ -9,6 +9,7 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from genlab.analysis import (
@@ -24,6 +25,7 @@ from genlab.analysis import (
     sample_in_raster_order,
     sample_top_given_bottom,
 )
+from genlab.analysis.queries import _self_normalised
 from genlab.callbacks import QueryPanel
 from genlab.callbacks.queries import conditioning_images
 from genlab.lightning_modules import PixelCNN
@@ -160,9 +162,10 @@ def test_middle_given_below_right_estimate_is_within_its_standard_errors(model, 
     for seed, image in enumerate(images):
         truth = conditional(joint, image, RASTER > MIDDLE, MIDDLE)
         generator = torch.Generator().manual_seed(seed)
-        estimate = middle_given_below_right(model, image, 2000, generator=generator)
+        estimate = middle_given_below_right(model, image, 10_000, generator=generator)
         assert estimate.probs.sum().item() == pytest.approx(1.0, abs=1e-6)
         assert (estimate.standard_error < 0.01).all()
+        assert 100 < estimate.effective_sample_size < 10_000
         assert close_within_errors(estimate, truth), (seed, estimate, truth)
         for wrong in (conditional(joint, image, RASTER < MIDDLE, MIDDLE), joint_marginal(joint)):
             wrong_answers_rejected += not close_within_errors(
@@ -278,6 +281,50 @@ def test_query_panel_skips_fast_dev_run_and_refuses_colour_models(tmp_path):
     loader = torch.utils.data.DataLoader(torch.zeros(4, 3, 4, 4, dtype=torch.long), batch_size=2)
     with pytest.raises(ValueError, match="one channel"):
         trainer.fit(colour, loader)
+
+
+def test_importance_weights_give_shares_and_effective_sample_size_by_hand():
+    values = torch.tensor([0, 1, 1])
+    weights = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64)
+    estimate = _self_normalised(weights.log() - 7.0, F.one_hot(values, 2).double())
+    assert torch.allclose(estimate.probs, torch.tensor([0.25, 0.75], dtype=torch.float64))
+    assert estimate.effective_sample_size == pytest.approx(16 / 6)
+    residuals = weights * (torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64) - 0.25)
+    expected = residuals.std() / (math.sqrt(3) * weights.mean())
+    assert estimate.standard_error[0].item() == pytest.approx(expected.item())
+
+
+class WithoutComplete(torch.nn.Module):
+    """The tiny model through forward, log_prob and sample only, as any causal image
+    model offers them: the queries then draw pixel by pixel with forward passes."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.image_shape = model.image_shape
+        self.num_levels = model.num_levels
+
+    def forward(self, x):
+        return self.model(x)
+
+    def log_prob(self, x):
+        return self.model.log_prob(x)
+
+
+def test_cached_completion_and_forward_passes_give_the_same_answers(model, images):
+    plain = WithoutComplete(model)
+    for query in (
+        lambda m: middle_pixel_marginal(m, 40, generator=seeded(4)),
+        lambda m: middle_given_below_right(m, images[1], 40, generator=seeded(4)),
+    ):
+        cached, naive = query(model), query(plain)
+        assert torch.allclose(cached.probs, naive.probs, atol=1e-6)
+        assert torch.allclose(cached.standard_error, naive.standard_error, atol=1e-6)
+    for query in (
+        lambda m: sample_bottom_given_top(m, images[2], 30, generator=seeded(4)),
+        lambda m: sample_top_given_bottom(m, images[2], 30, 2, generator=seeded(4)),
+    ):
+        assert torch.equal(query(model), query(plain))
 
 
 def test_standard_errors_shrink_like_one_over_root_n(model, images):

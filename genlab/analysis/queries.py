@@ -8,13 +8,17 @@ only by sampling. With the pixels in raster order and ``m`` the middle pixel (ro
 - ``p(x_m | every other pixel)`` scores the K completions with ``log_prob`` (exact);
 - the bottom half given the top half continues ancestral sampling (exact);
 - the middle pixel's marginal and ``p(x_m | x_>m)`` sum over the pixels before ``m``,
-  which is intractable, so they are Monte Carlo estimates with standard errors;
+  which is intractable, so they are Monte Carlo estimates with standard errors (and,
+  for the importance-sampled one, an effective sample size);
 - the top half given the bottom half runs a Markov chain whose every step leaves the
   pixel's conditional given all others invariant (approximate).
 
 Every query takes a model through the public API only: ``forward(x)`` returning logits
 ``[B, C, K, H, W]`` (subpixel ``(c, i, j)`` given every subpixel before it),
 ``log_prob(x) -> [B]`` in nats, and the attributes ``image_shape`` and ``num_levels``.
+Pixels are drawn with the model's ``complete`` where it has one (PixelCNN and Gated
+PixelCNN: a cached pass, each layer computed once per position), else by running the
+model once per drawn pixel; both give the same draws from the same generator.
 Queries need single-channel images. The model runs in eval mode without gradients and
 gets its training flag back afterwards; results come back on the CPU, probabilities
 in float64.
@@ -36,15 +40,20 @@ from genlab.nn.distributions import sample_categorical
 from genlab.nn.modes import evaluating
 
 CHUNK = 4096  # images per forward pass when many completions are scored at once
+SAMPLE_CHUNK = 256  # images per cached pass that returns every logit (about 200 MB at 8 bit)
 
 
 @dataclass(frozen=True)
 class Estimate:
     """A Monte Carlo estimate of a distribution over the K values of one pixel:
-    ``probs[k]`` and its standard error ``standard_error[k]``."""
+    ``probs[k]`` and its standard error ``standard_error[k]``. An importance-sampled
+    estimate also gives its effective sample size, ``(sum w)^2 / sum w^2``: far below
+    the number of samples, a few samples carry the estimate and its standard error is
+    too optimistic."""
 
     probs: Tensor
     standard_error: Tensor
+    effective_sample_size: float | None = None
 
 
 def middle_pixel(model: nn.Module) -> tuple[int, int]:
@@ -92,18 +101,6 @@ def _pixel_log_probs(model: nn.Module, images: Tensor, row: int, col: int) -> Te
     return F.log_softmax(model(images)[:, 0, :, row, col].float(), dim=-1)
 
 
-def _log_prob_from(model: nn.Module, images: Tensor, start: int) -> Tensor:
-    """``log p(pixels start.. | pixels before start)`` of each image ``[B]``: the
-    model's per-pixel conditionals summed, in float64 on the CPU, from raster index
-    ``start`` on."""
-    scores = []
-    for chunk in images.split(CHUNK):
-        log_probs = F.log_softmax(model(chunk).float(), dim=2)
-        picked = log_probs.gather(2, chunk.unsqueeze(2)).squeeze(2)
-        scores.append(picked.flatten(1)[:, start:].cpu().double().sum(dim=1))
-    return torch.cat(scores)
-
-
 def _with_each_value(images: Tensor, row: int, col: int, num_levels: int) -> Tensor:
     """``[B * K, C, H, W]``: each image K times, with pixel (row, col) set to 0..K-1."""
     completions = images.repeat_interleave(num_levels, dim=0)
@@ -134,6 +131,8 @@ def _fill_in_raster_order(
     model: nn.Module, images: Tensor, start: int, stop: int, generator: torch.Generator | None
 ) -> Tensor:
     """``sample_in_raster_order`` on the model's device, without the checks."""
+    if hasattr(model, "complete"):
+        return model.complete(images, range(start, stop), generator=generator)
     width = model.image_shape[2]
     images = images.clone()
     for index in range(start, stop):
@@ -141,6 +140,36 @@ def _fill_in_raster_order(
         logits = model(images)[:, 0, :, row, col]
         images[:, 0, row, col] = sample_categorical(logits, generator)
     return images
+
+
+def _drawn_through(
+    model: nn.Module,
+    images: Tensor,
+    position: int,
+    generator: torch.Generator | None,
+    score_rest: bool = False,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``images`` with raster positions ``0..position`` drawn from the model, the
+    conditional ``log p(x_position = k | x_<position)`` ``[B, K]`` they were drawn
+    from, and with ``score_rest`` the log-probability of every pixel's value given
+    those before it, ``[B, H * W]``. In chunks, so that a chunk's logits fit in memory."""
+    num_positions = model.image_shape[1] * model.image_shape[2]
+    stop = num_positions if score_rest else position + 1
+    drawn, at_position, picked = [], [], []
+    for chunk in images.split(SAMPLE_CHUNK):
+        if hasattr(model, "complete"):
+            chunk, logits = model.complete(
+                chunk, range(0, position + 1), generator=generator, return_logits=True, stop=stop
+            )
+        else:
+            chunk = _fill_in_raster_order(model, chunk, 0, position + 1, generator)
+            logits = model(chunk)
+        log_probs = F.log_softmax(logits[:, 0].float(), dim=1).flatten(2)
+        drawn.append(chunk)
+        at_position.append(log_probs[..., position])
+        if score_rest:
+            picked.append(log_probs.gather(1, chunk.flatten(2)[:, :1]).squeeze(1))
+    return torch.cat(drawn), torch.cat(at_position), torch.cat(picked) if score_rest else None
 
 
 @_query
@@ -158,12 +187,14 @@ def middle_pixel_marginal(
     """``p(x_m)`` of the middle pixel, ``[K]``. Approximate: the exact marginal sums over
     every configuration of the pixels before ``m``. This averages the exact conditional
     ``p(x_m | x_<m)`` over ``num_samples`` ancestral samples of ``x_<m`` (a
-    Rao-Blackwellised estimate); the standard error is the spread across samples. The
-    samples are the first pixels of ``model.sample``'s images, which a cached sampler
-    draws at the cost of about one forward pass each."""
+    Rao-Blackwellised estimate); the standard error is the spread across samples. A
+    cached pass draws each sample and its conditional at the cost of about half a
+    forward pass."""
     row, col = middle_pixel(model)
-    before = model.sample(num_samples, generator=generator).to(_device_of(model), torch.long)
-    return _mean_with_error(_pixel_log_probs(model, before, row, col).cpu().double().exp())
+    middle = row * model.image_shape[2] + col
+    blank = torch.zeros(num_samples, *model.image_shape, dtype=torch.long, device=_device_of(model))
+    _, log_probs, _ = _drawn_through(model, blank, middle, generator)
+    return _mean_with_error(log_probs.cpu().double().exp())
 
 
 def _mean_with_error(values: Tensor) -> Estimate:
@@ -192,31 +223,33 @@ def middle_given_below_right(
 ) -> Estimate:
     """``p(x_m | x_>m)`` ``[K]``, the middle pixel given every pixel below it and to its
     right in its row; the pixels before it are unknown (their values in ``image`` are
-    ignored). Approximate, by importance sampling: ``num_samples`` ancestral samples of
-    ``x_<m`` are the proposal, and a sample's weight for value k is
-    ``p(x_m = k, x_>m | x_<m)``, from the model's conditionals of the completed image.
-    The estimate is the ratio of the mean weight of k to the mean total weight; its
-    standard error comes from the delta method."""
+    ignored). Approximate, by self-normalised importance sampling: the proposal draws
+    ``x_<m`` and then ``x_m`` ancestrally from the model (one cached pass per sample),
+    and a sample's weight is the likelihood of the known pixels, ``p(x_>m | x_<=m)``.
+    The estimate of value k is the weighted share of the samples with ``x_m = k``; its
+    standard error comes from the delta method, and the effective sample size says
+    how many samples carry it (a proposal that ignores ``x_>m`` can leave few)."""
     row, col = middle_pixel(model)
     middle = row * model.image_shape[2] + col
     images = _repeat_image(model, image, num_samples)
-    proposals = _fill_in_raster_order(model, images, 0, middle, generator)
-    completions = _with_each_value(proposals, row, col, model.num_levels)
-    log_weights = _log_prob_from(model, completions, middle).view(num_samples, -1)
-    return _self_normalised(log_weights)
+    proposals, _, picked = _drawn_through(model, images, middle, generator, score_rest=True)
+    log_weights = picked[:, middle + 1 :].cpu().double().sum(dim=1)
+    values = proposals[:, 0, row, col].cpu()
+    return _self_normalised(log_weights, F.one_hot(values, model.num_levels).double())
 
 
-def _self_normalised(log_weights: Tensor) -> Estimate:
-    """``probs[k] = mean_s w[s, k] / mean_s sum_j w[s, j]`` from log-weights ``[S, K]``,
-    with the delta-method standard error of that ratio of means."""
+def _self_normalised(log_weights: Tensor, indicators: Tensor) -> Estimate:
+    """``probs[k] = sum_s w[s] 1[k_s = k] / sum_s w[s]`` from log-weights ``[S]`` and the
+    one-hot values ``[S, K]``, with the delta-method standard error of that ratio of
+    means and the effective sample size."""
     if len(log_weights) < 2:
         raise ValueError("an estimate with a standard error needs at least 2 samples")
     weights = (log_weights - log_weights.max()).exp()
-    totals = weights.sum(dim=1, keepdim=True)
-    probs = weights.mean(dim=0) / totals.mean()
-    residuals = weights - probs * totals
-    error = residuals.std(dim=0) / (math.sqrt(len(weights)) * totals.mean())
-    return Estimate(probs, error)
+    probs = (weights[:, None] * indicators).sum(dim=0) / weights.sum()
+    residuals = weights[:, None] * (indicators - probs)
+    error = residuals.std(dim=0) / (math.sqrt(len(weights)) * weights.mean())
+    effective = (weights.sum() ** 2 / (weights**2).sum()).item()
+    return Estimate(probs, error, effective)
 
 
 @_query

@@ -9,6 +9,7 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities import rank_zero_warn
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
@@ -82,43 +83,72 @@ class QueryPanel(EveryNEpochs):
         if images is None:
             rank_zero_warn("QueryPanel: the data module has no test or validation images")
             return
-        generator = torch.Generator().manual_seed(self.seed)
-        first = first_pixel_marginal(pl_module)
-        middle = middle_pixel_marginal(pl_module, self.num_samples, generator=generator)
-        figure, axes = plt.subplots(len(images), 8, figsize=(17, 2.3 * len(images)), squeeze=False)
-        for row_axes, image in zip(axes, images, strict=True):
-            self.draw_row(row_axes, pl_module, image, first, middle, generator)
-        figure.tight_layout()
+        figure = query_figure(
+            pl_module,
+            images,
+            self.num_samples,
+            self.num_completions,
+            self.num_sweeps,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
         log_figure(trainer, "queries", figure, filename)
 
-    def draw_row(
-        self,
-        axes: list[Axes],
-        model: L.LightningModule,
-        image: Tensor,
-        first: Tensor,
-        middle: Estimate,
-        generator: torch.Generator,
-    ) -> None:
-        """One conditioning image: the image, the five bar plots, the two sample grids."""
-        row, col = middle_pixel(model)
-        actual = int(image[0, row, col])
-        below_right = middle_given_below_right(model, image, self.num_samples, generator=generator)
-        draw_image(axes[0], image, model.num_levels, (row, col))
-        bars = [
-            ("a. p(x first)", first, None, int(image[0, 0, 0])),
-            ("b. p(x mid)", middle.probs, middle.standard_error, actual),
-            ("c. p(x mid | above, left)", middle_given_above_left(model, image), None, actual),
-            ("d. p(x mid | below, right)", below_right.probs, below_right.standard_error, actual),
-            ("e. p(x mid | all others)", middle_given_all_others(model, image), None, actual),
-        ]
-        for ax, (title, probs, error, highlight) in zip(axes[1:6], bars, strict=True):
-            draw_bars(ax, title, probs, error, highlight)
-        count = self.num_completions
-        bottoms = sample_bottom_given_top(model, image, count, generator=generator)
-        tops = sample_top_given_bottom(model, image, count, self.num_sweeps, generator=generator)
-        draw_samples(axes[6], "f. bottom | top", bottoms, model.num_levels)
-        draw_samples(axes[7], f"g. top | bottom ({self.num_sweeps} sweeps)", tops, model.num_levels)
+
+def query_figure(
+    model: L.LightningModule,
+    images: Tensor,
+    num_samples: int,
+    num_completions: int,
+    num_sweeps: int,
+    *,
+    generator: torch.Generator | None = None,
+) -> Figure:
+    """``QueryPanel``'s picture for conditioning images ``[N, 1, H, W]``: one row each."""
+    first = first_pixel_marginal(model)
+    middle = middle_pixel_marginal(model, num_samples, generator=generator)
+    figure, axes = plt.subplots(len(images), 8, figsize=(17, 2.3 * len(images)), squeeze=False)
+    for row_axes, image in zip(axes, images, strict=True):
+        settings = (num_samples, num_completions, num_sweeps)
+        draw_row(row_axes, model, image, first, middle, settings, generator)
+    figure.tight_layout()
+    return figure
+
+
+def draw_row(
+    axes: list[Axes],
+    model: L.LightningModule,
+    image: Tensor,
+    first: Tensor,
+    middle: Estimate,
+    settings: tuple[int, int, int],
+    generator: torch.Generator | None,
+) -> None:
+    """One conditioning image: the image, the five bar plots, the two sample grids;
+    ``settings`` are the Monte Carlo samples, completions and sweeps."""
+    num_samples, num_completions, num_sweeps = settings
+    row, col = middle_pixel(model)
+    actual = int(image[0, row, col])
+    below_right = middle_given_below_right(model, image, num_samples, generator=generator)
+    draw_image(axes[0], image, model.num_levels, (row, col))
+    effective = f"effective samples {below_right.effective_sample_size:.0f} of {num_samples}"
+    bars = [
+        ("a. p(x first)", first, None, int(image[0, 0, 0])),
+        ("b. p(x mid)", middle.probs, middle.standard_error, actual),
+        ("c. p(x mid | above, left)", middle_given_above_left(model, image), None, actual),
+        (
+            f"d. p(x mid | below, right)\n{effective}",
+            below_right.probs,
+            below_right.standard_error,
+            actual,
+        ),
+        ("e. p(x mid | all others)", middle_given_all_others(model, image), None, actual),
+    ]
+    for ax, (title, probs, error, highlight) in zip(axes[1:6], bars, strict=True):
+        draw_bars(ax, title, probs, error, highlight)
+    bottoms = sample_bottom_given_top(model, image, num_completions, generator=generator)
+    tops = sample_top_given_bottom(model, image, num_completions, num_sweeps, generator=generator)
+    draw_samples(axes[6], "f. bottom | top", bottoms, model.num_levels)
+    draw_samples(axes[7], f"g. top | bottom ({num_sweeps} sweeps)", tops, model.num_levels)
 
 
 def conditioning_images(datamodule: L.LightningDataModule | None, count: int) -> Tensor | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import lightning as L
 import torch
@@ -11,6 +12,7 @@ from torchmetrics import MeanMetric
 
 from genlab.lightning_modules.arguments import CheckedArguments
 from genlab.nn.distributions import categorical_log_prob
+from genlab.nn.modes import evaluating
 
 
 def check_discrete_data(
@@ -178,12 +180,16 @@ class ImageAutoregressiveModel(LikelihoodModel):
     """A likelihood model whose network ``self.net`` maps integer images
     ``[B, C, H, W]`` to causal logits ``[B, C, K, H, W]``: entry ``[b, c, :, i, j]`` is
     the distribution of subpixel ``(c, i, j)`` given every subpixel before it.
-    Subclasses set ``net``, ``image_shape`` and ``num_levels`` and implement ``sample``.
+    Subclasses set ``net``, ``image_shape`` and ``num_levels``, implement ``sample``,
+    and name in ``cached_sampler`` the function that draws from ``net`` with every layer
+    computed once per position (``genlab.nn.cached_pixelcnn.sample_cached``'s
+    signature).
     """
 
     net: torch.nn.Module
     image_shape: tuple[int, int, int]
     num_levels: int
+    cached_sampler: Callable[..., Tensor | tuple[Tensor, Tensor]]
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``[B, C, K, H, W]``. ``x`` holds levels ``0..K-1``, as integers, or as
@@ -196,3 +202,32 @@ class ImageAutoregressiveModel(LikelihoodModel):
         conditional log-probability."""
         check_discrete_data(x, self.image_shape, self.num_levels, "images")
         return categorical_log_prob(self.net(x), x, dim=2)
+
+    def complete(
+        self,
+        images: Tensor,
+        drawn: range,
+        *,
+        generator: torch.Generator | None = None,
+        return_logits: bool = False,
+        stop: int | None = None,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Copies of ``images`` ``[B, C, H, W]`` whose pixels at the raster positions
+        ``drawn`` (``row * W + col``) are drawn in order from the model, each given every
+        pixel before it; the other pixels keep their values. Exact ancestral sampling of
+        those pixels given the ones before ``drawn.start``, at the cost of one cached pass
+        as far as the last drawn pixel. ``return_logits`` also returns the logits
+        ``[B, C, K, H, W]`` of every pixel given those before it in the returned images
+        (one forward pass of them); the pass then runs to the end of the image, or
+        to raster position ``stop``, after which the logits are zero."""
+        check_discrete_data(images, self.image_shape, self.num_levels, "images")
+        with evaluating(self):
+            return self.cached_sampler(
+                self.net,
+                len(images),
+                generator=generator,
+                given=images.to(self.device, torch.long),
+                drawn=drawn,
+                return_logits=return_logits,
+                stop=stop,
+            )

@@ -35,6 +35,8 @@ class GatedPixelCNN(ImageAutoregressiveModel):
         learning_rate: Adam's step size.
     """
 
+    cached_sampler = staticmethod(sample_cached_gated)
+
     def __init__(
         self,
         image_shape: tuple[int, int, int] = (1, 28, 28),
@@ -96,7 +98,7 @@ class GatedPixelCNN(ImageAutoregressiveModel):
         """
         with evaluating(self):
             if cached:
-                return sample_cached_gated(self.net, num_samples, generator=generator)
+                return self.cached_sampler(self.net, num_samples, generator=generator)
             return sample_raster(
                 self.net,
                 num_samples,

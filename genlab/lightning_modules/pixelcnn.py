@@ -37,6 +37,8 @@ class PixelCNN(ImageAutoregressiveModel):
         learning_rate: Adam's step size.
     """
 
+    cached_sampler = staticmethod(sample_cached)
+
     def __init__(
         self,
         image_shape: tuple[int, int, int] = (1, 28, 28),
@@ -88,7 +90,7 @@ class PixelCNN(ImageAutoregressiveModel):
         """
         with evaluating(self):
             if cached:
-                return sample_cached(self.net, num_samples, generator=generator)
+                return self.cached_sampler(self.net, num_samples, generator=generator)
             if self.hparams.color_mode == "made":
                 return sample_raster_with_pixel_head(
                     self.net.features,

@@ -31,6 +31,7 @@ from genlab.nn.distributions import sample_categorical
 from genlab.nn.gated_pixelcnn import GatedLayer, GatedPixelCNNNet, StackConv2d, gate
 from genlab.nn.modes import full_precision
 from genlab.nn.pixelcnn import scale_levels
+from genlab.nn.sampling import kept_after, pass_stop, positions_to_draw
 
 
 def pointwise(conv: torch.nn.Conv2d) -> tuple[Tensor, Tensor]:
@@ -162,17 +163,23 @@ def sample_cached_gated(
     *,
     generator: torch.Generator | None = None,
     given: Tensor | None = None,
+    drawn: range | None = None,
     return_logits: bool = False,
+    stop: int | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Exact ancestral samples from ``net`` in raster order, every layer computed once
     per position; the same draws, uniform for uniform, as ``sample_raster`` (all channels
     of a pixel at once). ``given`` replays existing images ``[B, C, H, W]`` instead of
-    drawing; ``return_logits`` also returns the logits ``[B, C, K, H, W]`` of every step,
-    which for a replayed image equal one full forward pass. Computed in float32 without
+    drawing, except at the raster positions in ``drawn``, which are drawn given
+    everything before them (pixels after ``drawn`` keep their values). ``return_logits``
+    also returns the logits ``[B, C, K, H, W]`` of every position, which equal one full
+    forward pass of the returned images. The pass ends before raster position ``stop``
+    (by default after the last drawn position, or at the end of the image with
+    ``return_logits``); logits from there on are zero. Computed in float32 without
     autograd, on the device of ``net``."""
     device = next(net.parameters()).device
     with torch.inference_mode(), full_precision(device):
-        images, logits = draw(net, num_samples, generator, given, return_logits)
+        images, logits = draw(net, num_samples, generator, given, drawn, return_logits, stop)
     if return_logits:
         return images.clone(), logits.clone()
     return images.clone()
@@ -183,21 +190,26 @@ def draw(
     num_samples: int,
     generator: torch.Generator | None,
     given: Tensor | None,
+    drawn: range | None,
     return_logits: bool,
+    stop: int | None,
 ) -> tuple[Tensor, Tensor | None]:
     """The body of ``sample_cached_gated``."""
     channels, height, width = net.image_shape
     num_samples = len(given) if given is not None else num_samples
+    drawn = positions_to_draw(given, drawn, height * width)
+    stop = pass_stop(drawn, return_logits, stop, height * width)
     state = CachedGatedPixelCNN(net, num_samples)
     logits = None
     if return_logits:
         logits = state.head[1][0].new_zeros(num_samples, channels, net.num_levels, height, width)
-    for row in range(height):
-        state.start_row(row)
-        for col in range(width):
-            step = state.logits(col)
-            if logits is not None:
-                logits[:, :, :, row, col] = step
-            levels = sample_categorical(step, generator) if given is None else given[..., row, col]
-            state.write(row, col, levels)
-    return state.images, logits
+    for index in range(stop):
+        row, col = divmod(index, width)
+        if col == 0:
+            state.start_row(row)
+        step = state.logits(col)
+        if logits is not None:
+            logits[:, :, :, row, col] = step
+        levels = sample_categorical(step, generator) if index in drawn else given[..., row, col]
+        state.write(row, col, levels)
+    return kept_after(state.images, given, stop), logits

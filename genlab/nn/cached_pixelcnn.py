@@ -43,6 +43,7 @@ from genlab.nn.distributions import sample_categorical
 from genlab.nn.masked_conv import GroupedChannelNorm, MaskedConv2d, channel_groups
 from genlab.nn.modes import full_precision
 from genlab.nn.pixelcnn import PixelCNNNet, ResidualBlock, scale_levels
+from genlab.nn.sampling import kept_after, pass_stop, positions_to_draw
 
 # From this batch size on, the rows-above part of a row is a convolution; below it, one
 # matrix product over gathered windows, faster for few images on a CPU.
@@ -324,7 +325,9 @@ def sample_cached(
     *,
     generator: torch.Generator | None = None,
     given: Tensor | None = None,
+    drawn: range | None = None,
     return_logits: bool = False,
+    stop: int | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Exact ancestral samples from ``net`` in raster order, with every layer computed
     once per position; the same draws, uniform for uniform, as ``sample_raster`` (and
@@ -332,13 +335,17 @@ def sample_cached(
 
     Images are drawn on the device of ``net``, in float32 even under autocast (the
     buffers are written in place, so every layer must produce their dtype). ``given``
-    replays existing images ``[B, C, H, W]`` instead of drawing (teacher forcing);
+    replays existing images ``[B, C, H, W]`` instead of drawing (teacher forcing),
+    except at the raster positions (pixels) in ``drawn``, which are drawn given
+    everything before them; pixels after ``drawn`` keep their values.
     ``return_logits`` also returns the logits ``[B, C, K, H, W]`` each step used, which
-    for a replayed image equal one full forward pass.
+    equal one full forward pass of the returned images. The pass ends before raster
+    position ``stop`` (by default after the last drawn pixel, or at the end of the image
+    with ``return_logits``); logits from there on are zero.
     """
     device = next(net.parameters()).device
     with torch.inference_mode(), full_precision(device):
-        images, logits = draw_cached(net, num_samples, generator, given, return_logits)
+        images, logits = draw_cached(net, num_samples, generator, given, drawn, return_logits, stop)
     if return_logits:
         return images.clone(), logits.clone()
     return images.clone()
@@ -349,13 +356,17 @@ def draw_cached(
     num_samples: int,
     generator: torch.Generator | None,
     given: Tensor | None,
+    drawn: range | None,
     return_logits: bool,
+    stop: int | None,
 ) -> tuple[Tensor, Tensor | None]:
     """The body of ``sample_cached``, run without autograd (its results are inference
     tensors, which ``sample_cached`` turns into ordinary ones)."""
     channels, height, width = net.image_shape
     num_levels = net.num_levels
     num_samples = len(given) if given is not None else num_samples
+    drawn = positions_to_draw(given, drawn, height * width)
+    stop = pass_stop(drawn, return_logits, stop, height * width)
     state = CachedPixelCNN(net, num_samples)
     logits = None
     if return_logits:
@@ -364,26 +375,27 @@ def draw_cached(
     def choose(step_logits: Tensor, row: int, col: int, s: slice) -> Tensor:
         if logits is not None:
             logits[:, s, :, row, col] = step_logits.view(num_samples, -1, num_levels)
-        if given is None:
+        if row * width + col in drawn:
             levels = sample_categorical(step_logits, generator).view(num_samples, -1)
         else:
             levels = given[:, s, row, col]
         state.write(col, s, levels)
         return levels
 
-    for row in range(height):
-        state.start_row(row)
-        for col in range(width):
-            if net.color_mode == "made":
-                features = state.features(row, col)
-                pixel = features.new_zeros(num_samples, channels, dtype=torch.long)
-                for c in range(channels):
-                    step = net.pixel_logits(pixel, features)[:, c]
-                    pixel[:, c : c + 1] = choose(step, row, col, slice(c, c + 1))
-            elif net.color_mode == "autoregressive":
-                for c in range(channels):
-                    choose(state.logits(row, col, c), row, col, slice(c, c + 1))
-            else:
-                step = state.logits(row, col).view(num_samples, channels, num_levels)
-                choose(step, row, col, slice(0, channels))
-    return state.images(), logits
+    for index in range(stop):
+        row, col = divmod(index, width)
+        if col == 0:
+            state.start_row(row)
+        if net.color_mode == "made":
+            features = state.features(row, col)
+            pixel = features.new_zeros(num_samples, channels, dtype=torch.long)
+            for c in range(channels):
+                step = net.pixel_logits(pixel, features)[:, c]
+                pixel[:, c : c + 1] = choose(step, row, col, slice(c, c + 1))
+        elif net.color_mode == "autoregressive":
+            for c in range(channels):
+                choose(state.logits(row, col, c), row, col, slice(c, c + 1))
+        else:
+            step = state.logits(row, col).view(num_samples, channels, num_levels)
+            choose(step, row, col, slice(0, channels))
+    return kept_after(state.images(), given, stop), logits
