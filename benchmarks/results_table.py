@@ -94,8 +94,10 @@ def training_ratio(record: dict, result: dict) -> str:
     old = before["variants"].get(result["variant"])
     if old is None:
         return ""
-    ratio = result["median_train_images_per_second"] / old["median_train_images_per_second"]
-    return f" (**{ratio:.2f}x** genlab {before['genlab_code']['commit'][:7]}, row above)"
+    old_speed = old["median_train_images_per_second"]
+    ratio = result["median_train_images_per_second"] / old_speed
+    commit = before["genlab_code"]["commit"][:7]
+    return f" (**{ratio:.2f}x** the {old_speed:.1f} images/s of genlab {commit})"
 
 
 def gated_query_rows(record: dict) -> list[str]:

@@ -164,11 +164,12 @@ def _drawn_through(
         else:
             chunk = _fill_in_raster_order(model, chunk, 0, position + 1, generator)
             logits = model(chunk)
-        log_probs = F.log_softmax(logits[:, 0].float(), dim=1).flatten(2)
+        logits = logits[:, 0].flatten(2).float()
         drawn.append(chunk)
-        at_position.append(log_probs[..., position])
+        at_position.append(F.log_softmax(logits[..., position], dim=1))
         if score_rest:
-            picked.append(log_probs.gather(1, chunk.flatten(2)[:, :1]).squeeze(1))
+            own = logits.gather(1, chunk.flatten(2)[:, :1]).squeeze(1)
+            picked.append(own - logits.logsumexp(dim=1))
     return torch.cat(drawn), torch.cat(at_position), torch.cat(picked) if score_rest else None
 
 

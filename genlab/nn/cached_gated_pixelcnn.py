@@ -31,7 +31,13 @@ from genlab.nn.distributions import sample_categorical
 from genlab.nn.gated_pixelcnn import GatedLayer, GatedPixelCNNNet, StackConv2d, gate
 from genlab.nn.modes import full_precision
 from genlab.nn.pixelcnn import scale_levels
-from genlab.nn.sampling import kept_after, pass_stop, positions_to_draw
+from genlab.nn.sampling import (
+    image_logits,
+    kept_after,
+    pass_stop,
+    position_major_logits,
+    positions_to_draw,
+)
 
 
 def pointwise(conv: torch.nn.Conv2d) -> tuple[Tensor, Tensor]:
@@ -202,14 +208,17 @@ def draw(
     state = CachedGatedPixelCNN(net, num_samples)
     logits = None
     if return_logits:
-        logits = state.head[1][0].new_zeros(num_samples, channels, net.num_levels, height, width)
+        shape = (num_samples, channels, net.num_levels)
+        logits = position_major_logits(state.head[1][0], height * width, stop, shape)
     for index in range(stop):
         row, col = divmod(index, width)
         if col == 0:
             state.start_row(row)
         step = state.logits(col)
         if logits is not None:
-            logits[:, :, :, row, col] = step
+            logits[index] = step
         levels = sample_categorical(step, generator) if index in drawn else given[..., row, col]
         state.write(row, col, levels)
+    if logits is not None:
+        logits = image_logits(logits, height, width)
     return kept_after(state.images, given, stop), logits

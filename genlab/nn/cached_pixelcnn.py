@@ -43,7 +43,13 @@ from genlab.nn.distributions import sample_categorical
 from genlab.nn.masked_conv import GroupedChannelNorm, MaskedConv2d, channel_groups
 from genlab.nn.modes import full_precision
 from genlab.nn.pixelcnn import PixelCNNNet, ResidualBlock, scale_levels
-from genlab.nn.sampling import kept_after, pass_stop, positions_to_draw
+from genlab.nn.sampling import (
+    image_logits,
+    kept_after,
+    pass_stop,
+    position_major_logits,
+    positions_to_draw,
+)
 
 # From this batch size on, the rows-above part of a row is a convolution; below it, one
 # matrix product over gathered windows, faster for few images on a CPU.
@@ -370,11 +376,12 @@ def draw_cached(
     state = CachedPixelCNN(net, num_samples)
     logits = None
     if return_logits:
-        logits = state.first.buffer.new_zeros(num_samples, channels, num_levels, height, width)
+        shape = (num_samples, channels, num_levels)
+        logits = position_major_logits(state.first.buffer, height * width, stop, shape)
 
     def choose(step_logits: Tensor, row: int, col: int, s: slice) -> Tensor:
         if logits is not None:
-            logits[:, s, :, row, col] = step_logits.view(num_samples, -1, num_levels)
+            logits[row * width + col, :, s] = step_logits.view(num_samples, -1, num_levels)
         if row * width + col in drawn:
             levels = sample_categorical(step_logits, generator).view(num_samples, -1)
         else:
@@ -398,4 +405,6 @@ def draw_cached(
         else:
             step = state.logits(row, col).view(num_samples, channels, num_levels)
             choose(step, row, col, slice(0, channels))
+    if logits is not None:
+        logits = image_logits(logits, height, width)
     return kept_after(state.images(), given, stop), logits

@@ -115,3 +115,17 @@ def pass_stop(drawn: range, return_logits: bool, stop: int | None, num_positions
             f"{num_positions}, got {stop}"
         )
     return stop
+
+
+def position_major_logits(like: Tensor, num_positions: int, stop: int, shape: tuple) -> Tensor:
+    """A buffer ``[H * W, B, C, K]`` (``shape`` is ``(B, C, K)``) for the logits a cached
+    sampler computes position by position, zero from ``stop`` on. Position-major, so
+    that each step writes one contiguous block instead of scattering across the image."""
+    buffer = like.new_empty(num_positions, *shape)
+    buffer[stop:] = 0
+    return buffer
+
+
+def image_logits(buffer: Tensor, height: int, width: int) -> Tensor:
+    """A ``position_major_logits`` buffer seen as logits ``[B, C, K, H, W]``."""
+    return buffer.permute(1, 2, 3, 0).unflatten(3, (height, width))
