@@ -11,9 +11,9 @@ caching simple, because they split what a position reads along the raster order:
   buffered rows its (dilated) kernel spans, written where the next layer reads it;
 * the *horizontal* stack's features at ``(r, c)`` read the row so far, left of ``c``,
   and the vertical features at ``(r, c)``. Per position and layer that is one small
-  matrix product over the ``k//2 + 1`` taps of a row buffer (strided by the dilation),
-  plus the vertical-to-horizontal link already computed for the row, the gate and the
-  output 1x1 product, written into the next layer's row buffer.
+  matrix product for each of the ``k//2 + 1`` taps of a row buffer (spaced by the
+  dilation), plus the vertical-to-horizontal link already computed for the row, the
+  gate and the output 1x1 product, written into the next layer's row buffer.
 
 The image costs about one forward pass, spread over its pixels. Buffers hold the input
 of every layer, zero-padded as the convolutions pad it, so every tap reads what a full
@@ -49,9 +49,9 @@ class CachedLayer:
     """One layer of both stacks with its input buffers.
 
     ``vertical_in`` ``[B, C, H + side, W + 2 side]`` holds the vertical input, padded as
-    the vertical convolution pads it; ``horizontal_in`` ``[B, W + side, C]`` holds the
-    current row of the horizontal input, padded on the left and channels last, so that
-    a position's taps are one contiguous stretch of each image's buffer.
+    the vertical convolution pads it; ``horizontal_in`` ``[W + side, B, C]`` holds the
+    current row of the horizontal input, padded on the left and position-major, so that
+    each tap of a position is one contiguous ``[B, C]`` block.
     """
 
     def __init__(self, layer, in_channels: int, batch: int, height: int, width: int, like):
@@ -61,8 +61,7 @@ class CachedLayer:
         horizontal: StackConv2d = layer.horizontal
         self.side = self.vertical.pads[0]
         self.dilation = horizontal.dilation[1]
-        self.span = self.dilation * (horizontal.kernel_size[1] - 1) + 1
-        self.taps_weight = horizontal.weight[:, :, 0, :].permute(2, 1, 0).flatten(0, 1)
+        self.taps_weights = horizontal.weight[:, :, 0, :].permute(2, 1, 0).contiguous()
         self.taps_bias = horizontal.bias
         if self.gated:
             self.link = pointwise(layer.vertical_to_horizontal)
@@ -70,7 +69,7 @@ class CachedLayer:
             self.out_bias = layer.horizontal_out.bias
         padded = (batch, in_channels, height + self.side, width + 2 * self.side)
         self.vertical_in = like.new_zeros(padded)
-        self.horizontal_in = like.new_zeros(batch, width + self.side, in_channels)
+        self.horizontal_in = like.new_zeros(width + self.side, batch, in_channels)
         self.row_part: Tensor | None = None
 
     def vertical_pass(self, row: int) -> Tensor:
@@ -94,13 +93,14 @@ class CachedLayer:
 
     def horizontal_at(self, col: int) -> Tensor:
         """The horizontal stack's output ``[B, C']`` at ``col`` of the current row."""
-        taps = self.horizontal_in[:, col : col + self.span : self.dilation].flatten(1)
-        pre = torch.addmm(self.row_part[col], taps, self.taps_weight)
+        pre = self.row_part[col]
+        for tap, weight in enumerate(self.taps_weights):
+            pre = torch.addmm(pre, self.horizontal_in[col + tap * self.dilation], weight)
         if not self.gated:
             return pre.relu()
         out = torch.addmm(self.out_bias, gate(pre), self.out_weight)
         if self.layer.residual:
-            return self.horizontal_in[:, col + self.side] + out
+            return self.horizontal_in[col + self.side] + out
         return out
 
 
@@ -137,7 +137,7 @@ class CachedGatedPixelCNN:
                 self.last_vertical = out
         first = self.layers[0]
         image_row = first.vertical_in[:, :, row + first.side, first.side : -first.side]
-        first.horizontal_in[:, first.side :] = image_row.transpose(1, 2)
+        first.horizontal_in[first.side :] = image_row.permute(2, 0, 1)
 
     def logits(self, col: int) -> Tensor:
         """Logits ``[B, C, K]`` of the pixel at ``col`` of the current row."""
@@ -146,7 +146,7 @@ class CachedGatedPixelCNN:
             features = cached.horizontal_at(col)
             if index + 1 < len(self.layers):
                 following = self.layers[index + 1]
-                following.horizontal_in[:, col + following.side] = features
+                following.horizontal_in[col + following.side] = features
         if not self.layers[-1].gated:
             features = features + self.last_vertical[:, :, col]
         hidden = F.linear(features.relu(), *self.head[0]).relu()
@@ -160,7 +160,7 @@ class CachedGatedPixelCNN:
         first = self.layers[0]
         scaled = scale_levels(levels, self.net.num_levels)
         first.vertical_in[:, :, row + first.side, col + first.side] = scaled
-        first.horizontal_in[:, col + first.side] = scaled
+        first.horizontal_in[col + first.side] = scaled
 
 
 def sample_cached_gated(
