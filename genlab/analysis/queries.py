@@ -39,7 +39,7 @@ from torch.nn import functional as F
 from genlab.nn.distributions import sample_categorical
 from genlab.nn.modes import evaluating
 
-CHUNK = 4096  # images per forward pass when many completions are scored at once
+LOGITS_PER_PASS = 2**23  # when completions are scored; bigger passes run slower per image
 SAMPLE_CHUNK = 256  # images per cached pass that returns every logit (about 200 MB at 8 bit)
 
 
@@ -265,7 +265,8 @@ def pixel_given_all_others(model: nn.Module, images: Tensor, row: int, col: int)
 def _log_joint_of_each_value(model: nn.Module, images: Tensor, row: int, col: int) -> Tensor:
     """``log p(image with pixel (row, col) set to k)`` ``[B, K]``, on the model's device."""
     completions = _with_each_value(images, row, col, model.num_levels)
-    scores = torch.cat([model.log_prob(chunk) for chunk in completions.split(CHUNK)])
+    chunk_size = max(1, LOGITS_PER_PASS // (model.num_levels * math.prod(model.image_shape)))
+    scores = torch.cat([model.log_prob(chunk) for chunk in completions.split(chunk_size)])
     return scores.view(len(images), -1)
 
 
