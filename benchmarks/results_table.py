@@ -122,6 +122,15 @@ def gated_query_rows(record: dict) -> list[str]:
         + f" (f, g with {queries['completions']} images, g per sweep)"
     )
     rows = [row(record, "Gated PixelCNN queries a-g", data, result, speed)]
+    for name, precise in queries.get("precise", {}).items():
+        text = (
+            f"{name[0]}: p({precise['likeliest_value']}) = {precise['probability']:.3f}"
+            f" ± {precise['standard_error']:.4f} from {precise['samples']:,} samples"
+        )
+        if precise.get("effective_sample_size") is not None:
+            text += f" ({precise['effective_sample_size']:.0f} effective)"
+        speed = f"{precise['seconds']:.1f} s (one run)"
+        rows.append(row(record, f"Gated PixelCNN query {name[0]}, precise", data, text, speed))
     samplers = queries["samplers"]
     same = "same images" if samplers["same_images"] else "DIFFERENT images"
     text = (
