@@ -138,7 +138,8 @@ def gated_query_rows(record: dict) -> list[str]:
         f"{samplers['cached']:.2f} s cached, {same}"
     )
     speed = f"**{samplers['naive'] / samplers['cached']:.0f}x** speed-up (one run each)"
-    rows.append(row(record, "Gated PixelCNN samplers", data, text, speed))
+    where = f"8-bit 28x28, {queries['model']}"
+    rows.append(row(record, "Gated PixelCNN samplers", where, text, speed))
     return rows
 
 

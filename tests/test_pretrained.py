@@ -84,6 +84,14 @@ RETEST = {
         f"--config={REPO}/configs/char_gpt/tinyshakespeare.yaml",
         f"--data.init_args.path={SHARED / 'tinyshakespeare.txt'}",
     ],
+    "gated_pixelcnn/mnist": [
+        f"--config={REPO}/configs/gated_pixelcnn/mnist.yaml",
+        f"--data.init_args.path={SHARED / 'mnist_10k.npz'}",
+    ],
+    "pixelcnn/mnist": [
+        f"--config={REPO}/configs/pixelcnn/mnist.yaml",
+        f"--data.init_args.path={SHARED / 'mnist_10k.npz'}",
+    ],
 }
 
 

@@ -185,13 +185,24 @@ def draw_bars(
     ax: Axes, title: str, probs: Tensor, error: Tensor | None, highlight: int | None
 ) -> None:
     """Probabilities of the K values, one standard error as error bars, the value
-    ``highlight`` in orange."""
+    ``highlight`` in orange. With many values each bar is one value wide and outlined,
+    so that a bar narrower than a screen pixel still shows."""
     values = range(len(probs))
     colours = ["tab:orange" if value == highlight else "tab:blue" for value in values]
     yerr = None if error is None else error.numpy()
-    ax.bar(values, probs.numpy(), yerr=yerr, color=colours, capsize=2)
+    many = len(probs) > 16
+    ax.bar(
+        values,
+        probs.numpy(),
+        width=1.0 if many else 0.8,
+        yerr=yerr,
+        color=colours,
+        edgecolor=colours,
+        linewidth=0.8 if many else 0.0,
+        capsize=0 if many else 2,
+    )
     ax.set_ylim(0, 1)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
     ax.set_title(title, fontsize=8)
     ax.tick_params(labelsize=7)
 
