@@ -288,3 +288,21 @@ def test_a_quick_course_says_so_beside_each_run(finished, tmp_path):
     assert html.escape(q1.caveats[0]) in out["html"].read_text()
     assert q1.caveats[0] in out["md"].read_text()
     assert ", quick size)" in summary_by_question(out["html"])["q1 shapes"]["epochs"]
+
+
+def test_a_strip_of_plots_gets_a_pdf_row_of_its_own(tmp_path):
+    from matplotlib import image as mpimg
+
+    from genlab.report.pdf_report import COLUMNS, picture_rows
+    from genlab.report.runs import Picture
+
+    def picture(name, width, height):
+        path = tmp_path / f"{name}.png"
+        mpimg.imsave(path, torch.rand(height, width).numpy())
+        return ("run", Picture(name, name, path))
+
+    squares = [picture(f"square{i}", 20, 20) for i in range(COLUMNS + 1)]
+    strip = picture("strip", 90, 20)
+    rows = picture_rows([squares[0], strip, *squares[1:]])
+    names = [[item[1].caption for item in row] for row in rows]
+    assert names == [["square0"], ["strip"], [f"square{i}" for i in range(1, COLUMNS + 1)]]

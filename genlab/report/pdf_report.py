@@ -34,6 +34,7 @@ from genlab.report.summary import (  # noqa: E402
 PAGE = (11.69, 8.27)  # A4 landscape, inches
 ROWS_PER_PAGE = 18  # summary table rows
 COLUMNS = 3  # pictures side by side
+WIDE = 2.5  # a picture wider than this many heights is a strip, given a row of its own
 LINE_HEIGHT = 0.021  # of the page, for 8-point text
 WRAP = 160  # characters per line of text
 TABLE_FONT_SIZES = (9, 8, 7, 6.5, 6, 5.5, 5)  # tried in turn until the summary fits the width
@@ -133,19 +134,45 @@ def section_pages(section: Section, heading: str | None = None) -> Iterator[Figu
     heading = heading or section.heading
     lines = section_lines(section)
     pictures = [(run, p) for run in section.runs for p in run.pictures if p.path is not None]
+    rows = picture_rows(pictures)
     text_bottom = 0.9 - LINE_HEIGHT * len(lines)
     first_rows = 2 if text_bottom > 0.6 else 1 if text_bottom > 0.3 else 0
-    first, rest = pictures[: first_rows * COLUMNS], pictures[first_rows * COLUMNS :]
+    first, rest = rows[:first_rows], rows[first_rows:]
     figure = page_with_heading(heading)
     for number, (line, weight) in enumerate(lines):
         y = 0.9 - LINE_HEIGHT * number
         figure.text(MARGIN, y, line, fontsize=8, weight=weight, va="top")
     draw_pictures(figure, first, top=text_bottom - 0.02, rows=max(first_rows, 1))
     yield figure
-    for pictures_of_page in chunks(rest, 2 * COLUMNS):
+    for rows_of_page in chunks(rest, 2):
         figure = page_with_heading(f"{heading} (continued)")
-        draw_pictures(figure, pictures_of_page, top=0.88, rows=2)
+        draw_pictures(figure, rows_of_page, top=0.88, rows=2)
         yield figure
+
+
+def is_wide(picture: Picture) -> bool:
+    """Whether a picture is a strip (wider than ``WIDE`` times its height), too thin to
+    read in one slot: a query panel's row of plots, for example."""
+    if picture.text is not None:
+        return False
+    height, width = mpimg.imread(picture.path).shape[:2]
+    return width > WIDE * height
+
+
+def picture_rows(pictures: list[tuple[RunRecord, Picture]]) -> list[list]:
+    """The pictures in rows of up to ``COLUMNS``, in order, each strip on a row of its
+    own."""
+    rows, row = [], []
+    for item in pictures:
+        if is_wide(item[1]):
+            rows.extend([row, [item]] if row else [[item]])
+            row = []
+            continue
+        row.append(item)
+        if len(row) == COLUMNS:
+            rows.append(row)
+            row = []
+    return rows + [row] if row else rows
 
 
 def page_with_heading(heading: str) -> Figure:
@@ -156,26 +183,34 @@ def page_with_heading(heading: str) -> Figure:
 
 
 def draw_pictures(
-    figure: Figure, pictures: list[tuple[RunRecord, Picture]], top: float, rows: int
+    figure: Figure, lines: list[list[tuple[RunRecord, Picture]]], top: float, rows: int
 ) -> None:
-    """Lay ``pictures`` out in a grid of ``rows`` x ``COLUMNS`` between ``top`` and the
-    bottom margin, each titled by its run and caption."""
-    width = (1 - 2 * MARGIN) / COLUMNS
+    """Lay ``lines`` of pictures (``picture_rows``) out in a grid of ``rows`` x
+    ``COLUMNS`` between ``top`` and the bottom margin (a strip alone on its line spans
+    it), each titled by its run and caption."""
     height = (top - MARGIN) / rows
-    for index, (run, picture) in enumerate(pictures):
-        row, column = divmod(index, COLUMNS)
-        left = MARGIN + column * width
-        bottom = top - (row + 1) * height
-        axes = figure.add_axes((left + 0.01, bottom + 0.01, width - 0.02, height - 0.05))
-        axes.axis("off")
-        title = "\n".join(textwrap.wrap(f"{run.name}: {picture.caption}", 60)[:2])
-        axes.set_title(title, fontsize=7)
-        if picture.text is not None:
-            lines = int((height - 0.05) * PAGE[1] * 72 / (1.25 * TEXT_POINTS))
-            text = text_for_slot(picture.text, lines)
-            axes.text(0, 1, text, family="monospace", fontsize=TEXT_POINTS, va="top")
-        else:
-            axes.imshow(mpimg.imread(picture.path), interpolation="nearest")
+    for row, pictures in enumerate(lines):
+        strip = len(pictures) == 1 and is_wide(pictures[0][1])
+        width = (1 - 2 * MARGIN) / (1 if strip else COLUMNS)
+        for column, (run, picture) in enumerate(pictures):
+            left = MARGIN + column * width
+            bottom = top - (row + 1) * height
+            box = (left + 0.01, bottom + 0.01, width - 0.02, height - 0.05)
+            draw_picture(figure.add_axes(box), run, picture, height)
+
+
+def draw_picture(axes: plt.Axes, run: RunRecord, picture: Picture, height: float) -> None:
+    """One picture (or text figure) in its slot's axes, titled by its run and caption;
+    ``height`` is the slot's, in page fractions."""
+    axes.axis("off")
+    title = "\n".join(textwrap.wrap(f"{run.name}: {picture.caption}", 60)[:2])
+    axes.set_title(title, fontsize=7)
+    if picture.text is not None:
+        lines = int((height - 0.05) * PAGE[1] * 72 / (1.25 * TEXT_POINTS))
+        text = text_for_slot(picture.text, lines)
+        axes.text(0, 1, text, family="monospace", fontsize=TEXT_POINTS, va="top")
+    else:
+        axes.imshow(mpimg.imread(picture.path), interpolation="nearest")
 
 
 def text_for_slot(text: str, height: int) -> str:
