@@ -31,7 +31,8 @@ class AttentionMaps(EveryNValidations):
     PNGs are overwritten each time; TensorBoard keeps every step. The prompt is checked
     against the model's vocabulary and context when ``fit`` starts.
 
-    Needs a model with ``encode`` and a ``gpt`` that returns attention weights (CharGPT).
+    Needs a model with ``check_fits_context`` and a ``gpt`` that returns attention weights
+    (CharGPT).
     """
 
     def __init__(
@@ -54,16 +55,10 @@ class AttentionMaps(EveryNValidations):
         self.layer = layer
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.encode(self.prompt)
+        pl_module.check_fits_context(self.prompt, "the attention prompt")
         config = pl_module.gpt.config
         if self.layer is not None and not -config.num_layers <= self.layer < config.num_layers:
             raise ValueError(f"layer {self.layer} is outside the {config.num_layers} layers")
-        context = config.context_length
-        if len(self.prompt) + 1 > context:
-            raise ValueError(
-                f"the attention prompt has {len(self.prompt)} characters, but the context "
-                f"holds {context - 1} after <bos>; shorten it"
-            )
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run or not trainer.is_global_zero:

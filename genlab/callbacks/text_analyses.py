@@ -25,7 +25,8 @@ class SentenceLogProbs(L.Callback):
     its words shuffled, its words spelled backwards and its letters shuffled: a model
     that learned English words and word order ranks them in that order.
 
-    Needs a model with ``encode``, ``token_log_probs`` and ``vocab`` (CharGPT)."""
+    Needs a model with ``check_fits_context``, ``token_log_probs`` and ``vocab``
+    (CharGPT)."""
 
     def __init__(self, sentences: list[str] | tuple[str, ...] = DEFAULT_SENTENCES) -> None:
         super().__init__()
@@ -35,14 +36,8 @@ class SentenceLogProbs(L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Check the sentences before training, not after it."""
-        context = pl_module.gpt.config.context_length
         for sentence in self.sentences:
-            pl_module.encode(sentence)
-            if len(sentence) + 1 > context:
-                raise ValueError(
-                    f"SentenceLogProbs: {sentence!r} has {len(sentence)} characters, but the "
-                    f"context holds {context - 1} after <bos>; shorten it"
-                )
+            pl_module.check_fits_context(sentence, f"SentenceLogProbs: {sentence!r}")
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run or not trainer.is_global_zero:

@@ -68,6 +68,17 @@ class CharGPT(LikelihoodModel):
         """Token ids ``[len(text)]`` on the model's device."""
         return self.vocab.encode(text, "prompt").to(self.device)
 
+    def check_fits_context(self, text: str, what: str) -> None:
+        """Stop with a clear message unless ``text`` (named ``what`` in it) is made of the
+        vocabulary and fits the context after ``<bos>``."""
+        self.encode(text)
+        context = self.gpt.config.context_length
+        if len(text) + 1 > context:
+            raise ValueError(
+                f"{what} has {len(text)} characters, but the context holds {context - 1} "
+                f"after <bos>; shorten it"
+            )
+
     def decode(self, tokens: Tensor) -> str:
         """The text of ``tokens`` ``[T]`` up to the first ``<eos>``."""
         return self.vocab.decode(tokens)
