@@ -34,9 +34,8 @@ from genlab.nn.pixelcnn import scale_levels
 from genlab.nn.sampling import (
     image_logits,
     kept_after,
-    pass_stop,
+    pass_span,
     position_major_logits,
-    positions_to_draw,
 )
 
 
@@ -203,8 +202,7 @@ def draw(
     """The body of ``sample_cached_gated``."""
     channels, height, width = net.image_shape
     num_samples = len(given) if given is not None else num_samples
-    drawn = positions_to_draw(given, drawn, height * width)
-    stop = pass_stop(drawn, return_logits, stop, height * width)
+    drawn, stop = pass_span(given, drawn, return_logits, stop, height * width)
     state = CachedGatedPixelCNN(net, num_samples)
     logits = None
     if return_logits:

@@ -46,9 +46,8 @@ from genlab.nn.pixelcnn import PixelCNNNet, ResidualBlock, scale_levels
 from genlab.nn.sampling import (
     image_logits,
     kept_after,
-    pass_stop,
+    pass_span,
     position_major_logits,
-    positions_to_draw,
 )
 
 # From this batch size on, the rows-above part of a row is a convolution; below it, one
@@ -371,8 +370,7 @@ def draw_cached(
     channels, height, width = net.image_shape
     num_levels = net.num_levels
     num_samples = len(given) if given is not None else num_samples
-    drawn = positions_to_draw(given, drawn, height * width)
-    stop = pass_stop(drawn, return_logits, stop, height * width)
+    drawn, stop = pass_span(given, drawn, return_logits, stop, height * width)
     state = CachedPixelCNN(net, num_samples)
     logits = None
     if return_logits:

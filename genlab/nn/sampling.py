@@ -76,21 +76,38 @@ def sample_raster_with_pixel_head(
     return images
 
 
-def positions_to_draw(given: Tensor | None, drawn: range | None, num_positions: int) -> range:
-    """The raster positions a cached sampler draws: all without ``given`` images,
-    else ``drawn`` (none when it is not given), checked to lie in the image."""
+def pass_span(
+    given: Tensor | None,
+    drawn: range | None,
+    return_logits: bool,
+    stop: int | None,
+    num_positions: int,
+) -> tuple[range, int]:
+    """The raster positions a cached sampler draws, and where its pass ends.
+
+    It draws every position without ``given`` images, else those in ``drawn`` (none
+    when it is not given). The pass ends at ``stop`` if given, else after the last drawn
+    position, or at the end of the image when every logit is wanted (or nothing is
+    drawn). Both are checked to lie in the image, no drawn position left out."""
     if given is None:
         if drawn is not None:
             raise ValueError("drawn positions need the given images they complete")
-        return range(num_positions)
-    if drawn is None:
-        return range(0)
-    if drawn.step != 1 or not 0 <= drawn.start <= drawn.stop <= num_positions:
+        drawn = range(num_positions)
+    elif drawn is None:
+        drawn = range(0)
+    elif drawn.step != 1 or not 0 <= drawn.start <= drawn.stop <= num_positions:
         raise ValueError(
             f"drawn must be a range of consecutive raster positions within "
             f"0..{num_positions}, got {drawn}"
         )
-    return drawn
+    if stop is None:
+        return drawn, num_positions if return_logits or not drawn else drawn.stop
+    if not drawn.stop <= stop <= num_positions:
+        raise ValueError(
+            f"stop must lie between the end of the drawn positions ({drawn.stop}) and "
+            f"{num_positions}, got {stop}"
+        )
+    return drawn, stop
 
 
 def kept_after(images: Tensor, given: Tensor | None, stop: int) -> Tensor:
@@ -101,20 +118,6 @@ def kept_after(images: Tensor, given: Tensor | None, stop: int) -> Tensor:
         return images
     positions = torch.arange(height * width, device=images.device).view(height, width)
     return torch.where(positions >= stop, given, images)
-
-
-def pass_stop(drawn: range, return_logits: bool, stop: int | None, num_positions: int) -> int:
-    """Where a cached sampler's pass ends: ``stop`` if given, else after the last drawn
-    position, or at the end of the image when every logit is wanted (or nothing drawn),
-    checked to leave no drawn position out."""
-    if stop is None:
-        return num_positions if return_logits or not drawn else drawn.stop
-    if not drawn.stop <= stop <= num_positions:
-        raise ValueError(
-            f"stop must lie between the end of the drawn positions ({drawn.stop}) and "
-            f"{num_positions}, got {stop}"
-        )
-    return stop
 
 
 def position_major_logits(like: Tensor, num_positions: int, stop: int, shape: tuple) -> Tensor:
