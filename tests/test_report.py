@@ -304,5 +304,6 @@ def test_a_strip_of_plots_gets_a_pdf_row_of_its_own(tmp_path):
     squares = [picture(f"square{i}", 20, 20) for i in range(COLUMNS + 1)]
     strip = picture("strip", 90, 20)
     rows = picture_rows([squares[0], strip, *squares[1:]])
-    names = [[item[1].caption for item in row] for row in rows]
+    names = [[item[1].caption for item in row] for row, _ in rows]
     assert names == [["square0"], ["strip"], [f"square{i}" for i in range(1, COLUMNS + 1)]]
+    assert [strip for _, strip in rows] == [False, True, False]

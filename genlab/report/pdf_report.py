@@ -159,20 +159,20 @@ def is_wide(picture: Picture) -> bool:
     return width > WIDE * height
 
 
-def picture_rows(pictures: list[tuple[RunRecord, Picture]]) -> list[list]:
+def picture_rows(pictures: list[tuple[RunRecord, Picture]]) -> list[tuple[list, bool]]:
     """The pictures in rows of up to ``COLUMNS``, in order, each strip on a row of its
-    own."""
+    own; with each row, whether it is a strip."""
     rows, row = [], []
     for item in pictures:
         if is_wide(item[1]):
-            rows.extend([row, [item]] if row else [[item]])
+            rows.extend([(row, False), ([item], True)] if row else [([item], True)])
             row = []
             continue
         row.append(item)
         if len(row) == COLUMNS:
-            rows.append(row)
+            rows.append((row, False))
             row = []
-    return rows + [row] if row else rows
+    return rows + [(row, False)] if row else rows
 
 
 def page_with_heading(heading: str) -> Figure:
@@ -182,15 +182,12 @@ def page_with_heading(heading: str) -> Figure:
     return figure
 
 
-def draw_pictures(
-    figure: Figure, lines: list[list[tuple[RunRecord, Picture]]], top: float, rows: int
-) -> None:
+def draw_pictures(figure: Figure, lines: list[tuple[list, bool]], top: float, rows: int) -> None:
     """Lay ``lines`` of pictures (``picture_rows``) out in a grid of ``rows`` x
     ``COLUMNS`` between ``top`` and the bottom margin (a strip alone on its line spans
     it), each titled by its run and caption."""
     height = (top - MARGIN) / rows
-    for row, pictures in enumerate(lines):
-        strip = len(pictures) == 1 and is_wide(pictures[0][1])
+    for row, (pictures, strip) in enumerate(lines):
         width = (1 - 2 * MARGIN) / (1 if strip else COLUMNS)
         for column, (run, picture) in enumerate(pictures):
             left = MARGIN + column * width
