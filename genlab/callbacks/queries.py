@@ -107,8 +107,8 @@ def query_figure(
     first = first_pixel_marginal(model)
     middle = middle_pixel_marginal(model, num_samples, generator=generator)
     figure, axes = plt.subplots(len(images), 8, figsize=(17, 2.3 * len(images)), squeeze=False)
+    settings = (num_samples, num_completions, num_sweeps)
     for row_axes, image in zip(axes, images, strict=True):
-        settings = (num_samples, num_completions, num_sweeps)
         draw_row(row_axes, model, image, first, middle, settings, generator)
     figure.tight_layout()
     return figure
